@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources of the pipeline: ingestion, processing, notification."""

@@ -1,0 +1,237 @@
+"""Typed stack configuration: every setting of the PoC, with the PoC's value as default.
+
+`PipelineConfig` is the one source of truth for names, sizes and timeouts. The Pulumi program
+builds it from `pulumi.Config` (`from_pulumi`), the local runner from `Pulumi.<stack>.yaml`
+(`from_stack_file`), so the deployed stack and the local emulator cannot drift apart.
+This module does not import pulumi at module level: the local runner uses it without the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+PROJECT = "arti4207"
+ROOT = Path(__file__).resolve().parent.parent
+
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
+LAMBDA_ARCHITECTURES = ("x86_64", "arm64")
+# EventBridge / Scheduler expressions: rate(1 day), rate(6 hours), cron(0 5 * * ? *).
+SCHEDULE_PATTERN = re.compile(
+    r"^(rate\(\s*1\s+(minute|hour|day)\s*\)|rate\(\s*([2-9]|[1-9]\d+)\s+(minutes|hours|days)\s*\)"
+    r"|cron\(\s*(\S+\s+){5}\S+\s*\))$"
+)
+
+
+class ConfigError(ValueError):
+    """A stack setting outside its allowed values; the message names the key."""
+
+
+def _in_range(low: int, high: int) -> Callable[[Any], str | None]:
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"must be between {low} and {high}"
+    return check
+
+
+def _one_of(options: tuple) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in options else f"must be one of {', '.join(map(str, options))}"
+    return check
+
+
+def _matches(pattern: re.Pattern, example: str) -> Callable[[Any], str | None]:
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else f"is malformed (example: {example})"
+    return check
+
+
+def _setting(default: Any, poc: str, doc: str, check: Callable[[Any], str | None] | None = None):
+    """A config field: `poc` names the PoC step the default comes from, `doc` says what it is."""
+    meta = {"poc": poc, "doc": doc, "check": check}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+_DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    # Step 2: ECR.
+    repository_name: str = _setting("arti4207-repo", "2", "private ECR repository of the harvester image",
+                                    _matches(_REPO, "arti4207-repo"))
+    # Step 3: SQS.
+    queue_name: str = _setting("ARTI4207-SQS", "3", "standard queue announcing stored datasets",
+                               _matches(_NAME, "ARTI4207-SQS"))
+    max_receive_count: int = _setting(5, "-", "receives before a message goes to the DLQ", _in_range(1, 1000))
+    # Step 4: S3.
+    bucket_name: str = _setting("arti4207-poc-2023", "4", "bucket of the harvested datasets",
+                                _matches(_BUCKET, "arti4207-poc-2023"))
+    # Step 6: Batch.
+    use_spot: bool = _setting(True, "6", "run the job on Fargate Spot (else on-demand Fargate)")
+    max_vcpus: int = _setting(1, "6", "max vCPUs of the compute environment (array jobs share them)",
+                              _in_range(1, 256))
+    subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's")
+    job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _matches(_NAME, "ARTI4207-Queue"))
+    job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",
+                                        _matches(_NAME, "ARTI4207-Job"))
+    job_timeout_seconds: int = _setting(300, "6", "execution timeout of one job attempt", _in_range(60, 1209600))
+    ephemeral_storage_gib: int = _setting(21, "6", "Fargate ephemeral storage", _in_range(21, 200))
+    assign_public_ip: bool = _setting(True, "6", "give the task a public IP (needed in the default VPC)")
+    job_vcpu: str = _setting("1", "6", "vCPU of the job container",
+                             _one_of(("0.25", "0.5", "1", "2", "4", "8", "16")))
+    job_memory_mib: int = _setting(2048, "6", "memory of the job container (1 vCPU: 2048-8192)",
+                                   _in_range(512, 122880))
+    job_attempts: int = _setting(3, "-", "attempts per job (Spot reclaims and failures)", _in_range(1, 10))
+    harvest_schedule: str = _setting("", "-", "EventBridge Scheduler expression; empty: no schedule",
+                                     lambda v: None if v == "" else _matches(SCHEDULE_PATTERN, "rate(1 day)")(v))
+    shards: int = _setting(1, "-", "array size: the selection is split over this many tasks",
+                           _in_range(1, 10000))
+    # The harvester (PoC main.py).
+    portal_domain: str = _setting("www.datos.gov.co", "5", "Socrata portal the job harvests",
+                                  lambda v: None if v and " " not in v else "must be a host name or URL")
+    inventory_id: str = _setting("uzcf-b9dh", "5", "asset inventory dataset of the portal",
+                                 _matches(_DATASET_ID, "uzcf-b9dh"))
+    dataset_limit: int = _setting(100, "5", "datasets per harvest (PoC COUNT); 0: every eligible one",
+                                  _in_range(0, 1000000))
+    harvest_concurrency: int = _setting(4, "-", "datasets downloaded at once by one task", _in_range(1, 64))
+    # Step 7: DynamoDB.
+    table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH)",
+                               _matches(_NAME, "ARTI4207-Dynamo"))
+    deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection (on for production)")
+    # Step 8: SNS.
+    topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets",
+                               _matches(_NAME, "ARTI4207-topico"))
+    # Steps 9-10: Lambda.
+    metadata_function_name: str = _setting("ARTI4207-Lambda", "9", "metadata Lambda",
+                                           _matches(_NAME, "ARTI4207-Lambda"))
+    criteria_function_name: str = _setting("ARTI4207-Lambda-Criterio", "10", "criteria Lambda",
+                                           _matches(_NAME, "ARTI4207-Lambda-Criterio"))
+    lambda_runtime: str = _setting("python3.13", "9", "Python runtime of both Lambdas (PoC: 3.11)",
+                                   _one_of(LAMBDA_RUNTIMES))
+    lambda_architecture: str = _setting("x86_64", "9", "instruction set of both Lambdas",
+                                        _one_of(LAMBDA_ARCHITECTURES))
+    batch_size: int = _setting(1, "9", "SQS event source mapping batch size", _in_range(1, 10))
+    metadata_memory_mb: int = _setting(256, "9", "memory of the metadata Lambda", _in_range(128, 10240))
+    metadata_timeout_seconds: int = _setting(120, "9", "timeout of the metadata Lambda", _in_range(1, 900))
+    criteria_memory_mb: int = _setting(512, "10", "memory of the criteria Lambda", _in_range(128, 10240))
+    criteria_timeout_seconds: int = _setting(300, "10", "timeout of the criteria Lambda", _in_range(1, 900))
+    criteria_retry_attempts: int = _setting(2, "10", "retries of a failed asynchronous invocation",
+                                            _in_range(0, 2))
+    # Cross-cutting.
+    log_retention_days: int = _setting(30, "-", "retention of every log group", _one_of(LOG_RETENTION_DAYS))
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            problem = check(getattr(self, f.name)) if check else None
+            if problem:
+                raise ConfigError(f"{PROJECT}:{config_key(f.name)} {problem} (got {getattr(self, f.name)!r})")
+
+    # Derived settings: computed, never configured, so they cannot disagree with their inputs.
+    @property
+    def dead_letter_queue_name(self) -> str:
+        return f"{self.queue_name}-dlq"
+
+    @property
+    def criteria_dead_letter_queue_name(self) -> str:
+        return f"{self.criteria_function_name}-dlq"
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        # Lambda refuses a mapping from a queue whose visibility timeout is below the function
+        # timeout; AWS recommends six times it so retries within one batch do not redeliver.
+        return 6 * self.metadata_timeout_seconds
+
+    @property
+    def message_retention_seconds(self) -> int:
+        return 4 * 24 * 3600
+
+    @property
+    def dead_letter_retention_seconds(self) -> int:
+        return 14 * 24 * 3600
+
+    # Loading.
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> PipelineConfig:
+        """Build from camelCase keys (as in `Pulumi.<stack>.yaml`, without the project prefix)."""
+        by_key = {config_key(f.name): f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(by_key))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(f'{PROJECT}:{k}' for k in unknown)}")
+        kwargs = {}
+        for key, raw in values.items():
+            if raw is None:
+                continue
+            f = by_key[key]
+            kwargs[f.name] = _coerce(key, raw, f.default if f.default is not dataclasses.MISSING
+                                     else f.default_factory())
+        return cls(**kwargs)
+
+    @classmethod
+    def from_pulumi(cls) -> PipelineConfig:
+        import pulumi
+
+        config = pulumi.Config()
+        values = {key: config.get(key) for key in config_keys()}
+        return cls.from_values({k: v for k, v in values.items() if v is not None})
+
+    @classmethod
+    def from_stack_file(cls, stack: str = "dev", root: Path = ROOT) -> PipelineConfig:
+        import yaml
+
+        data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+        prefix = f"{PROJECT}:"
+        values = {k[len(prefix):]: v for k, v in (data.get("config") or {}).items()
+                  if k.startswith(prefix) and k[len(prefix):] not in SECRET_KEYS}
+        return cls.from_values(values)
+
+
+# Settings read separately as Pulumi secrets, never as plain values.
+SECRET_KEYS = ("portalAppToken",)
+
+
+def config_key(field_name: str) -> str:
+    head, *rest = field_name.split("_")
+    key = head + "".join(part.capitalize() for part in rest)
+    return key.replace("Gib", "GiB").replace("Mib", "MiB").replace("Mb", "MB")
+
+
+def config_keys() -> list[str]:
+    return [config_key(f.name) for f in dataclasses.fields(PipelineConfig)]
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    """Pulumi hands config values over as strings; YAML may give native types."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "false"):
+                return str(raw).lower() == "true"
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(str(raw), 10)
+        if isinstance(default, list):
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return value
+        return str(raw)
+    except ValueError:
+        kind = {bool: "boolean (true/false)", int: "whole number", list: "list of strings"}.get(
+            type(default), "string")
+        raise ConfigError(f"{PROJECT}:{key} must be a {kind} (got {raw!r})") from None

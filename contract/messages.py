@@ -1,0 +1,96 @@
+"""The message the harvester sends to SQS for each stored dataset, and its validation.
+
+The producer (container/) builds it with `HarvestMessage(...).to_body()`; the consumer
+(handlers/metadata.py) reads it with `HarvestMessage.from_body(body)`, which rejects anything
+malformed with `InvalidMessage` naming the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract import is_dataset_id
+
+
+class InvalidMessage(ValueError):
+    """A message body that does not follow the contract."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column as the portal's metadata declares it (`/api/views/{id}.json` `columns[]`)."""
+
+    name: str
+    field_name: str
+    data_type: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class HarvestMessage:
+    # The PoC's keys, kept verbatim.
+    ID: str
+    OWNER: str
+    NAME: str
+    EMAIL: str
+    CATEGORY: str
+    # Where and what was stored.
+    bucket: str
+    key: str
+    version_id: str | None
+    size: int
+    rows: int
+    harvested_at: str  # ISO 8601, UTC
+    source_updated_at: int | None  # portal `rowsUpdatedAt`, epoch seconds
+    # Inventory fields the quality criteria need (empty when the portal left them blank).
+    update_frequency: str = ""
+    description: str = ""
+    license: str = ""
+    attribution: str = ""
+    tags: str = ""
+    created_at: str = ""
+    metadata_updated_at: str = ""
+    declared_rows: int | None = None
+    declared_columns: int | None = None
+    columns: tuple[Column, ...] = field(default_factory=tuple)
+
+    def to_body(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str) -> HarvestMessage:
+        try:
+            data = json.loads(body)
+        except (TypeError, json.JSONDecodeError) as error:
+            raise InvalidMessage(f"body is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise InvalidMessage("body is not a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HarvestMessage:
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise InvalidMessage(f"missing keys: {', '.join(missing)}")
+        if not is_dataset_id(data["ID"]):
+            raise InvalidMessage(f"ID is not a Socrata dataset id: {data['ID']!r}")
+        for name in ("bucket", "key"):
+            if not isinstance(data[name], str) or not data[name]:
+                raise InvalidMessage(f"{name} must be a non-empty string")
+        for name in ("size", "rows"):
+            if not isinstance(data[name], int) or isinstance(data[name], bool) or data[name] < 0:
+                raise InvalidMessage(f"{name} must be a non-negative integer")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        try:
+            values["columns"] = tuple(Column(**c) for c in data.get("columns") or ())
+        except TypeError as error:
+            raise InvalidMessage(f"columns: {error}") from None
+        for name in ("OWNER", "NAME", "EMAIL", "CATEGORY"):
+            values[name] = "" if values[name] is None else str(values[name])
+        return cls(**values)
