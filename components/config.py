@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from contract import JobEnv, LambdaEnv, Services
+
 PROJECT = "arti4207"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +133,16 @@ class PipelineConfig:
                                             _in_range(0, 2))
     # Cross-cutting.
     log_retention_days: int = _setting(30, "-", "retention of every log group", _one_of(LOG_RETENTION_DAYS))
+    # Added by the infrastructure program (issue 2).
+    powertools_layer_version: int = _setting(
+        40, "-", "version of the AWS-published Powertools layer (the one shipping aws-lambda-powertools 3.37.0)",
+        _in_range(1, 1000))
+    image_retention_count: int = _setting(10, "2", "harvester images the ECR lifecycle policy keeps",
+                                          _in_range(1, 1000))
+    noncurrent_version_days: int = _setting(90, "4", "days a replaced object version is kept (versioned bucket)",
+                                            _in_range(1, 36500))
+    abort_multipart_days: int = _setting(1, "4", "days before an unfinished multipart upload is aborted",
+                                         _in_range(1, 365))
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -161,6 +173,34 @@ class PipelineConfig:
     @property
     def dead_letter_retention_seconds(self) -> int:
         return 14 * 24 * 3600
+
+    # Environments: the deployed stack and the local runner build them with these, so they agree.
+    def job_environment(self, *, bucket: str, queue_url: str) -> dict[str, str]:
+        """The harvester's environment, as the Batch job definition sets it (token excluded: a secret)."""
+        return {
+            JobEnv.BUCKET: bucket,
+            JobEnv.QUEUE_URL: queue_url,
+            JobEnv.SODA_DOMAIN: self.portal_domain,
+            JobEnv.INVENTORY_ID: self.inventory_id,
+            JobEnv.DATASET_LIMIT: str(self.dataset_limit),
+            JobEnv.HARVEST_CONCURRENCY: str(self.harvest_concurrency),
+            JobEnv.SHARD_COUNT: str(self.shards),
+        }
+
+    def metadata_environment(self, *, bucket: str, table: str, topic_arn: str) -> dict[str, str]:
+        return {
+            LambdaEnv.BUCKET: bucket,
+            LambdaEnv.TABLE_NAME: table,
+            LambdaEnv.TOPIC_ARN: topic_arn,
+            LambdaEnv.POWERTOOLS_SERVICE_NAME: Services.METADATA,
+        }
+
+    def criteria_environment(self, *, bucket: str, table: str) -> dict[str, str]:
+        return {
+            LambdaEnv.BUCKET: bucket,
+            LambdaEnv.TABLE_NAME: table,
+            LambdaEnv.POWERTOOLS_SERVICE_NAME: Services.CRITERIA,
+        }
 
     # Loading.
     @classmethod
@@ -196,6 +236,18 @@ class PipelineConfig:
         values = {k[len(prefix):]: v for k, v in (data.get("config") or {}).items()
                   if k.startswith(prefix) and k[len(prefix):] not in SECRET_KEYS}
         return cls.from_values(values)
+
+
+def config_reference_markdown() -> str:
+    """The README's configuration table, generated from the fields' `poc` and `doc` metadata."""
+    rows = ["| Key | Default | PoC step | What it sets |", "| --- | --- | --- | --- |"]
+    for f in dataclasses.fields(PipelineConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = json.dumps(default) if isinstance(default, (bool, list)) else str(default)
+        rows.append(f"| `{PROJECT}:{config_key(f.name)}` | `{shown}` | {f.metadata['poc']} | {f.metadata['doc']} |")
+    rows.append(f"| `{PROJECT}:portalAppToken` (secret) | unset | 5 | Socrata app token; "
+                "`pulumi config set --secret`; reaches the job through SSM, never as plain text |")
+    return "\n".join(rows)
 
 
 # Settings read separately as Pulumi secrets, never as plain values.

@@ -1,0 +1,1 @@
+"""Tests of the local runner: emulator, Lambda event delivery, the demo end to end."""
