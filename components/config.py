@@ -134,6 +134,10 @@ class PipelineConfig:
     # Cross-cutting.
     log_retention_days: int = _setting(30, "-", "retention of every log group", _one_of(LOG_RETENTION_DAYS))
     # Added by the infrastructure program (issue 2).
+    # Layer version: inferred, not read from AWS (no network here). Powertools' docs at 3.23.1a0
+    # give layer 27 for 3.23.0, and AWS publishes one layer version per release; counting the PyPI
+    # releases after it (3.24.0 ... 3.31.1, 3.34.0, 3.35.0, 3.36.0, 3.37.0) gives 40. Verify with
+    # `aws lambda get-layer-version-by-arn` before the first deploy (docs/infrastructure.md).
     powertools_layer_version: int = _setting(
         40, "-", "version of the AWS-published Powertools layer (the one shipping aws-lambda-powertools 3.37.0)",
         _in_range(1, 1000))
@@ -174,8 +178,9 @@ class PipelineConfig:
     def dead_letter_retention_seconds(self) -> int:
         return 14 * 24 * 3600
 
-    # Environments: the deployed stack and the local runner build them with these, so they agree.
-    def job_environment(self, *, bucket: str, queue_url: str) -> dict[str, str]:
+    # Environments: the deployed stack (values are pulumi Outputs there) and the local runner
+    # (plain strings) build them with these, so they agree.
+    def job_environment(self, *, bucket: Any, queue_url: Any) -> dict[str, Any]:
         """The harvester's environment, as the Batch job definition sets it (token excluded: a secret)."""
         return {
             JobEnv.BUCKET: bucket,
@@ -187,7 +192,7 @@ class PipelineConfig:
             JobEnv.SHARD_COUNT: str(self.shards),
         }
 
-    def metadata_environment(self, *, bucket: str, table: str, topic_arn: str) -> dict[str, str]:
+    def metadata_environment(self, *, bucket: Any, table: Any, topic_arn: Any) -> dict[str, Any]:
         return {
             LambdaEnv.BUCKET: bucket,
             LambdaEnv.TABLE_NAME: table,
@@ -195,7 +200,7 @@ class PipelineConfig:
             LambdaEnv.POWERTOOLS_SERVICE_NAME: Services.METADATA,
         }
 
-    def criteria_environment(self, *, bucket: str, table: str) -> dict[str, str]:
+    def criteria_environment(self, *, bucket: Any, table: Any) -> dict[str, Any]:
         return {
             LambdaEnv.BUCKET: bucket,
             LambdaEnv.TABLE_NAME: table,

@@ -1,0 +1,103 @@
+"""Notification: the criteria Lambda subscribed to the topic, with an on-failure dead-letter queue.
+
+PoC step 10. SNS invokes Lambda asynchronously: after the configured retries a failed event goes to
+an SQS dead-letter queue (on-failure destination) instead of being dropped after six hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam, logs
+from components.config import PipelineConfig
+from components.functions import python_function
+
+CRITERIA_HANDLER = "handlers.criteria.handler"
+# Quality reports go next to the data (contract.criteria_key): the only key the Lambda may write.
+CRITERIA_OBJECT_PATTERN = "*/criteria.json"
+
+
+@dataclass
+class NotificationArgs:
+    config: PipelineConfig
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+
+
+class Notification(pulumi.ComponentResource):
+    """The criteria Lambda, its SNS subscription and permission, and its on-failure DLQ."""
+
+    def __init__(self, name: str, args: NotificationArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("arti4207:notification:Notification", name, None, opts)
+        config = args.config
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-criteria-dlq",
+            name=config.criteria_dead_letter_queue_name,
+            message_retention_seconds=config.dead_letter_retention_seconds,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+        aws.sqs.QueuePolicy(
+            f"{name}-criteria-dlq-policy", queue_url=self.dead_letter_queue.url,
+            policy=iam.document(iam.deny_insecure_transport(
+                "DenyInsecureTransport", "sqs", [self.dead_letter_queue.arn])),
+            opts=child)
+        self.dead_letter_alarm = logs.dead_letter_alarm(f"{name}-criteria-dlq-alarm", self.dead_letter_queue, self)
+
+        self.function, self.role, self.log_group, policy = python_function(
+            f"{name}-criteria",
+            config=config,
+            function_name=config.criteria_function_name,
+            handler=CRITERIA_HANDLER,
+            memory_mb=config.criteria_memory_mb,
+            timeout_seconds=config.criteria_timeout_seconds,
+            environment=config.criteria_environment(bucket=args.bucket_name, table=args.table_name),
+            statements=[
+                iam.allow("ReadDatasets", ["s3:GetObject", "s3:GetObjectVersion"],
+                          [iam.objects_arn(args.bucket_arn)]),
+                iam.allow("StoreReports", ["s3:PutObject"],
+                          [iam.objects_arn(args.bucket_arn, CRITERIA_OBJECT_PATTERN)]),
+                iam.allow("ScoreItems", ["dynamodb:UpdateItem"], [args.table_arn]),
+                iam.allow("KeepFailedEvents", ["sqs:SendMessage"], [self.dead_letter_queue.arn]),
+            ],
+            description="Scores each processed dataset against the MinTIC open-data quality criteria",
+            parent=self,
+        )
+        self.invoke_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-criteria-async",
+            function_name=self.function.name,
+            maximum_retry_attempts=config.criteria_retry_attempts,
+            destination_config={"on_failure": {"destination": self.dead_letter_queue.arn}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.permission = aws.lambda_.Permission(
+            f"{name}-criteria-from-topic",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="sns.amazonaws.com",
+            source_arn=args.topic_arn,  # Lambda.1: only this topic may invoke
+            opts=child,
+        )
+        self.subscription = aws.sns.TopicSubscription(
+            f"{name}-criteria-subscription",
+            topic=args.topic_arn,
+            protocol="lambda",
+            endpoint=self.function.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.permission]),
+        )
+
+        self.function_name = self.function.name
+        self.dead_letter_queue_url = self.dead_letter_queue.url
+        self.register_outputs({
+            "criteriaFunctionName": self.function_name,
+            "criteriaDeadLetterQueueUrl": self.dead_letter_queue_url,
+        })

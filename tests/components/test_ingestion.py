@@ -1,0 +1,285 @@
+"""Ingestion component under Pulumi mocks: every PoC setting of steps 2-6 and what the PoC lacked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import artifacts
+from components.config import PipelineConfig
+from components.ingestion import (HARVESTER_COMMAND, RUN_AS_USER, SUBMIT_JOB_TARGET, Ingestion, IngestionArgs,
+                                  submit_job_command, submit_job_input)
+from contract import JobEnv
+from tests.pulumi_mocks import ACCOUNT, CUSTOM_VPC, DEFAULT_SUBNETS, DEFAULT_VPC, REGION, deploy, resolve
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the Pulumi wire format marks a secret value
+TOKEN = "app-token-for-tests"
+
+
+def ingestion(config: PipelineConfig, token: str | None = None):
+    import pulumi
+
+    def program():
+        return Ingestion("ingestion", IngestionArgs(
+            config=config, app_token=pulumi.Output.secret(token) if token else None))
+    return deploy(program)
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return ingestion(PipelineConfig.from_stack_file("dev"))
+
+
+@pytest.fixture(scope="module")
+def with_token_and_schedule():
+    config = PipelineConfig.from_stack_file("dev")
+    import dataclasses
+    return ingestion(dataclasses.replace(config, harvest_schedule="rate(1 day)", shards=4), token=TOKEN)
+
+
+def container(deployment) -> dict:
+    return deployment.one("aws:batch/jobDefinition:JobDefinition").json("containerProperties")
+
+
+def statements(deployment, role_policy: str) -> dict[str, dict]:
+    policy = json.loads(deployment.one("aws:iam/rolePolicy:RolePolicy", role_policy).inputs["policy"])
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def test_every_child_has_the_ingestion_component_as_parent(dev):
+    children = [r for r in dev.resources if r.type != "arti4207:ingestion:Ingestion"]
+    assert children and {r.parent_type for r in children} == {"arti4207:ingestion:Ingestion"}
+    assert dev.one("arti4207:ingestion:Ingestion").parent_type == "pulumi:pulumi:Stack"
+
+
+def test_repository_is_private_scanned_immutable_with_a_lifecycle(dev):
+    repo = dev.one("aws:ecr/repository:Repository")
+    assert repo.inputs["name"] == "arti4207-repo"
+    assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    rule = dev.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").json("policy")["rules"][0]
+    assert rule["selection"]["countNumber"] == 10 and rule["action"] == {"type": "expire"}
+
+
+def test_image_is_built_from_the_repo_root_for_amd64_tagged_with_the_source_hash(dev):
+    image = dev.one("docker:index/image:Image")
+    assert image.inputs["build"] == {"context": ".", "dockerfile": "container/Dockerfile", "platform": "linux/amd64"}
+    assert image.inputs["imageName"] == (
+        f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/arti4207-repo:{artifacts.source_hash()}")
+
+
+def test_registry_credentials_come_from_ecr_and_are_secret(dev):
+    registry = dev.one("docker:index/image:Image").inputs["registry"]
+    assert registry[SECRET_SIG]  # the whole registry block is a secret (the password made it one)
+    assert registry["value"]["username"] == "AWS" and registry["value"]["password"] == "mock-ecr-password"
+    assert any(c.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken" for c in dev.mocks.calls)
+
+
+def test_job_definition_runs_the_image_by_digest(dev):
+    digest = dev.one("docker:index/image:Image").outputs["repoDigest"]
+    assert "@sha256:" in digest
+    assert container(dev)["image"] == digest == resolve(dev.result.image_ref)
+
+
+def test_bucket_is_versioned_encrypted_private_and_tls_only(dev):
+    assert dev.one("aws:s3/bucket:Bucket").inputs["bucket"] == "arti4207-poc-2023"
+    assert dev.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"] == {
+        "status": "Enabled"}
+    sse = dev.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    block = dev.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                          "restrictPublicBuckets"))
+    ownership = dev.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs["rule"]
+    assert ownership == {"objectOwnership": "BucketOwnerEnforced"}
+    (deny,) = dev.one("aws:s3/bucketPolicy:BucketPolicy").json("policy")["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == ["arn:aws:s3:::arti4207-poc-2023", "arn:aws:s3:::arti4207-poc-2023/*"]
+
+
+def test_bucket_lifecycle_aborts_incomplete_uploads_and_expires_old_versions(dev):
+    (rule,) = dev.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 90}
+
+
+def test_queue_is_encrypted_redrives_to_its_dlq_and_outlasts_the_lambda(dev):
+    queue = dev.one("aws:sqs/queue:Queue", "ingestion-queue").inputs
+    dlq = dev.one("aws:sqs/queue:Queue", "ingestion-dlq").inputs
+    assert queue["name"] == "ARTI4207-SQS" and dlq["name"] == "ARTI4207-SQS-dlq"
+    assert queue["sqsManagedSseEnabled"] is True and dlq["sqsManagedSseEnabled"] is True
+    assert queue["visibilityTimeoutSeconds"] == 6 * 120
+    assert json.loads(queue["redrivePolicy"]) == {
+        "deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-SQS-dlq", "maxReceiveCount": 5}
+    assert dlq["messageRetentionSeconds"] == 14 * 24 * 3600
+
+
+def test_an_alarm_fires_on_the_first_dead_lettered_message(dev):
+    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs
+    assert alarm["dimensions"] == {"QueueName": "ARTI4207-SQS-dlq"}
+    assert alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["threshold"] == 0 and alarm["comparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_queues_refuse_plain_http(dev):
+    for policy in dev.of_type("aws:sqs/queuePolicy:QueuePolicy"):
+        (deny,) = policy.json("policy")["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    assert len(dev.of_type("aws:sqs/queuePolicy:QueuePolicy")) == 2
+
+
+def test_compute_environment_is_auto_named_fargate_spot_in_the_default_vpc(dev):
+    compute = dev.one("aws:batch/computeEnvironment:ComputeEnvironment").inputs
+    assert "name" not in compute  # auto-named, so a replacement cannot collide with the job queue
+    resources = compute["computeResources"]
+    assert resources["type"] == "FARGATE_SPOT" and resources["maxVcpus"] == 1
+    assert resources["subnets"] == DEFAULT_SUBNETS
+    group = dev.one("aws:ec2/securityGroup:SecurityGroup")
+    assert resources["securityGroupIds"] == [group.id] and group.id.startswith("sg-")
+    assert group.inputs["vpcId"] == DEFAULT_VPC
+
+
+def test_security_group_allows_no_inbound_and_only_outbound_https(dev):
+    group = dev.one("aws:ec2/securityGroup:SecurityGroup").inputs
+    assert group.get("ingress", []) == []
+    (egress,) = group["egress"]
+    assert (egress["protocol"], egress["fromPort"], egress["toPort"]) == ("tcp", 443, 443)
+
+
+def test_configured_subnets_and_on_demand_fargate_replace_the_defaults():
+    import dataclasses
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), subnet_ids=["subnet-0123"], use_spot=False)
+    deployment = ingestion(config)
+    resources = deployment.one("aws:batch/computeEnvironment:ComputeEnvironment").inputs["computeResources"]
+    assert resources["type"] == "FARGATE" and resources["subnets"] == ["subnet-0123"]
+    assert deployment.one("aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == CUSTOM_VPC
+    assert not any(c.token == "aws:ec2/getVpc:getVpc" for c in deployment.mocks.calls)
+
+
+def test_job_queue_uses_the_compute_environment(dev):
+    queue = dev.one("aws:batch/jobQueue:JobQueue").inputs
+    compute_arn = dev.one("aws:batch/computeEnvironment:ComputeEnvironment").outputs["arn"]
+    assert queue["name"] == "ARTI4207-Queue"
+    assert queue["computeEnvironmentOrders"] == [{"order": 1, "computeEnvironment": compute_arn}]
+
+
+def test_job_definition_keeps_the_poc_settings(dev):
+    job = dev.one("aws:batch/jobDefinition:JobDefinition").inputs
+    assert job["name"] == "ARTI4207-Job" and job["type"] == "container"
+    assert job["platformCapabilities"] == ["FARGATE"]
+    assert job["timeout"] == {"attemptDurationSeconds": 300}
+    props = container(dev)
+    assert props["command"] == HARVESTER_COMMAND == ["python3", "/workspace/container/main.py"]
+    assert props["ephemeralStorage"] == {"sizeInGiB": 21}
+    assert props["networkConfiguration"] == {"assignPublicIp": "ENABLED"}
+    assert props["resourceRequirements"] == [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}]
+
+
+def test_job_runs_as_a_non_root_unprivileged_user(dev):
+    props = container(dev)
+    assert props["user"] == RUN_AS_USER and props["user"] not in ("root", "0")
+    assert props["privileged"] is False
+
+
+def test_job_environment_names_bucket_queue_portal_and_selection(dev):
+    env = {e["name"]: e["value"] for e in container(dev)["environment"]}
+    assert env == {
+        JobEnv.BUCKET: "arti4207-poc-2023",
+        JobEnv.QUEUE_URL: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-SQS",
+        JobEnv.SODA_DOMAIN: "www.datos.gov.co",
+        JobEnv.INVENTORY_ID: "uzcf-b9dh",
+        JobEnv.DATASET_LIMIT: "100",
+        JobEnv.HARVEST_CONCURRENCY: "4",
+        JobEnv.SHARD_COUNT: "1",
+    }
+    assert "secrets" not in container(dev)
+
+
+def test_retry_strategy_retries_spot_reclaims_and_stops_on_configuration_errors(dev):
+    strategy = dev.one("aws:batch/jobDefinition:JobDefinition").inputs["retryStrategy"]
+    assert strategy["attempts"] == 3
+    assert strategy["evaluateOnExits"] == [
+        {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onExitCode": "2", "action": "EXIT"},
+        {"onReason": "*", "action": "RETRY"},
+    ]
+
+
+def test_job_logs_go_to_a_log_group_with_retention(dev):
+    group = dev.one("aws:cloudwatch/logGroup:LogGroup").inputs
+    assert group == {"name": "/aws/batch/ARTI4207-Job", "retentionInDays": 30}
+    options = container(dev)["logConfiguration"]["options"]
+    assert container(dev)["logConfiguration"]["logDriver"] == "awslogs"
+    assert options["awslogs-group"] == "/aws/batch/ARTI4207-Job" and options["awslogs-region"] == REGION
+
+
+def test_job_role_may_only_store_in_this_bucket_and_send_to_this_queue(dev):
+    s = statements(dev, "ingestion-job-role-policy")
+    bucket = "arn:aws:s3:::arti4207-poc-2023"
+    assert s["ListBucket"]["Action"] == ["s3:ListBucket"] and s["ListBucket"]["Resource"] == [bucket]
+    assert s["StoreDatasets"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectTagging",
+                                            "s3:PutObject", "s3:PutObjectTagging"]
+    assert s["StoreDatasets"]["Resource"] == [f"{bucket}/*"]
+    assert s["AnnounceDatasets"] == {"Sid": "AnnounceDatasets", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                                     "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-SQS"]}
+    assert set(s) == {"ListBucket", "StoreDatasets", "AnnounceDatasets"}
+
+
+def test_execution_role_may_only_pull_this_image_and_write_its_logs(dev):
+    s = statements(dev, "ingestion-execution-role-policy")
+    assert s["PullImageToken"]["Action"] == ["ecr:GetAuthorizationToken"] and s["PullImageToken"]["Resource"] == ["*"]
+    assert s["PullImage"]["Resource"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/arti4207-repo"]
+    assert s["WriteJobLogs"]["Resource"] == [
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/batch/ARTI4207-Job:log-stream:*"]
+    assert set(s) == {"PullImageToken", "PullImage", "WriteJobLogs"}
+    props = container(dev)
+    roles = {r.name: r.outputs["arn"] for r in dev.of_type("aws:iam/role:Role")}
+    assert props["executionRoleArn"] == roles["ingestion-execution-role"]
+    assert props["jobRoleArn"] == roles["ingestion-job-role"]
+
+
+def test_without_a_token_no_parameter_and_no_schedule_exist(dev):
+    assert dev.of_type("aws:ssm/parameter:Parameter") == []
+    assert dev.of_type("aws:scheduler/schedule:Schedule") == []
+
+
+def test_app_token_reaches_the_job_as_a_batch_secret_from_a_secure_parameter(with_token_and_schedule):
+    d = with_token_and_schedule
+    parameter = d.one("aws:ssm/parameter:Parameter")
+    assert parameter.inputs["type"] == "SecureString"
+    assert parameter.inputs["value"] == {SECRET_SIG: parameter.inputs["value"][SECRET_SIG], "value": TOKEN}
+    props = container(d)
+    assert props["secrets"] == [{"name": JobEnv.SODA_APP_TOKEN, "valueFrom": parameter.outputs["arn"]}]
+    assert TOKEN not in json.dumps(props)  # never in the plain environment
+    assert statements(d, "ingestion-execution-role-policy")["ReadAppToken"]["Resource"] == [parameter.outputs["arn"]]
+
+
+def test_schedule_submits_the_job_as_an_array_with_a_role_limited_to_that_job(with_token_and_schedule):
+    d = with_token_and_schedule
+    schedule = d.one("aws:scheduler/schedule:Schedule").inputs
+    queue_arn = d.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
+    definition_arn = d.one("aws:batch/jobDefinition:JobDefinition").outputs["arn"]
+    assert schedule["scheduleExpression"] == "rate(1 day)"
+    assert schedule["target"]["arn"] == SUBMIT_JOB_TARGET
+    assert json.loads(schedule["target"]["input"]) == {
+        "JobName": "arti4207-harvest", "JobQueue": queue_arn, "JobDefinition": definition_arn,
+        "ArrayProperties": {"Size": 4}}
+    role = d.one("aws:iam/role:Role", "scheduler")
+    assert schedule["target"]["roleArn"] == role.outputs["arn"]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "scheduler.amazonaws.com"}
+    (submit,) = statements(d, "ingestion-scheduler-role-policy").values()
+    assert submit["Action"] == ["batch:SubmitJob"] and submit["Resource"] == [queue_arn, definition_arn]
+    env = {e["name"]: e["value"] for e in container(d)["environment"]}
+    assert env[JobEnv.SHARD_COUNT] == "4"
+
+
+def test_submit_job_command_is_ready_to_paste_and_uses_array_size_only_when_sharded(dev):
+    assert resolve(dev.result.submit_job_command) == (
+        f"aws batch submit-job --region {REGION} --job-name arti4207-harvest "
+        f"--job-queue arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/ARTI4207-Queue "
+        f"--job-definition arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/ARTI4207-Job:1")
+    assert submit_job_command("r", "q", "d", 8).endswith(" --array-properties size=8")
+    assert "ArrayProperties" not in json.loads(submit_job_input("q", "d", 1))

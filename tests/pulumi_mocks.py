@@ -1,0 +1,228 @@
+"""Pulumi mocks for the infrastructure tests: no engine, no AWS, no Docker.
+
+`deploy(program, config)` runs `program` (a component or the whole `__main__.py`) against mocks
+that answer like AWS would (ARNs, URLs, ids in their real shapes, camelCase wire names) and
+returns a `Deployment`: every registered resource with its resolved inputs, parent and outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import pulumi
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.stack import run_pulumi_func
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PROJECT = "arti4207"
+STACK = "dev"
+DEFAULT_VPC = "vpc-0defa17"
+DEFAULT_SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
+CUSTOM_VPC = "vpc-0c0ffee"
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict
+    outputs: dict
+    id: str = ""
+    urn: str = ""
+
+    @property
+    def parent_type(self) -> str:
+        """Type of the parent component, read from the URN (`parent$child` type chain)."""
+        qualified = self.urn.split("::")[2]
+        chain = qualified.split("$")
+        return chain[-2] if len(chain) > 1 else ""
+
+    def json(self, key: str) -> Any:
+        value = self.inputs[key]
+        return json.loads(value) if isinstance(value, str) else value
+
+
+def _auto_name(name: str) -> str:
+    # Pulumi appends a random suffix to auto-named resources; a stable one keeps tests deterministic.
+    return f"{name}-{hashlib.sha1(name.encode()).hexdigest()[:7]}"
+
+
+def _outputs_for(type_: str, name: str, inputs: dict) -> tuple[str, dict]:
+    """The id and the outputs AWS would return for a created resource."""
+    out = dict(inputs)
+    region, account = REGION, ACCOUNT
+    if type_ == "aws:s3/bucket:Bucket":
+        bucket = inputs.get("bucket") or _auto_name(name)
+        out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
+        return bucket, out
+    if type_ == "aws:sqs/queue:Queue":
+        queue = inputs.get("name") or _auto_name(name)
+        url = f"https://sqs.{region}.amazonaws.com/{account}/{queue}"
+        out.update(name=queue, arn=f"arn:aws:sqs:{region}:{account}:{queue}", url=url)
+        return url, out
+    if type_ == "aws:ecr/repository:Repository":
+        repo = inputs["name"]
+        out.update(arn=f"arn:aws:ecr:{region}:{account}:repository/{repo}", registryId=account,
+                   repositoryUrl=f"{account}.dkr.ecr.{region}.amazonaws.com/{repo}")
+        return repo, out
+    if type_ == "docker:index/image:Image":
+        image_name = inputs["imageName"]
+        digest = hashlib.sha256(image_name.encode()).hexdigest()
+        out.update(repoDigest=f"{image_name.rsplit(':', 1)[0]}@sha256:{digest}", baseImageName=image_name)
+        return image_name, out
+    if type_ == "aws:cloudwatch/logGroup:LogGroup":
+        group = inputs.get("name") or _auto_name(name)
+        out.update(name=group, arn=f"arn:aws:logs:{region}:{account}:log-group:{group}")
+        return group, out
+    if type_ == "aws:iam/role:Role":
+        role = inputs.get("name") or _auto_name(name)
+        out.update(name=role, arn=f"arn:aws:iam::{account}:role/{role}", uniqueId=f"AROA{role[:8].upper()}")
+        return role, out
+    if type_ == "aws:ec2/securityGroup:SecurityGroup":
+        return f"sg-0{hashlib.sha1(name.encode()).hexdigest()[:12]}", out
+    if type_.startswith("aws:batch/"):
+        kind = {"aws:batch/computeEnvironment:ComputeEnvironment": "compute-environment",
+                "aws:batch/jobQueue:JobQueue": "job-queue",
+                "aws:batch/jobDefinition:JobDefinition": "job-definition"}[type_]
+        resource = inputs.get("name") or _auto_name(name)
+        arn = f"arn:aws:batch:{region}:{account}:{kind}/{resource}"
+        if kind == "job-definition":
+            out.update(revision=1, arnPrefix=arn)
+            arn += ":1"
+        out.update(name=resource, arn=arn)
+        return arn, out
+    if type_ == "aws:dynamodb/table:Table":
+        out.update(arn=f"arn:aws:dynamodb:{region}:{account}:table/{inputs['name']}")
+        return inputs["name"], out
+    if type_ == "aws:sns/topic:Topic":
+        arn = f"arn:aws:sns:{region}:{account}:{inputs['name']}"
+        out.update(arn=arn)
+        return arn, out
+    if type_ == "aws:lambda/function:Function":
+        function = inputs["name"]
+        arn = f"arn:aws:lambda:{region}:{account}:function:{function}"
+        out.update(arn=arn, invokeArn=f"arn:aws:apigateway:{region}:lambda:path/functions/{arn}/invocations")
+        return function, out
+    if type_ == "aws:ssm/parameter:Parameter":
+        out.update(arn=f"arn:aws:ssm:{region}:{account}:parameter/{inputs['name'].lstrip('/')}")
+        return inputs["name"], out
+    if type_ == "aws:scheduler/schedule:Schedule":
+        schedule = inputs.get("name") or _auto_name(name)
+        out.update(name=schedule, arn=f"arn:aws:scheduler:{region}:{account}:schedule/default/{schedule}")
+        return schedule, out
+    if type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
+        alarm = inputs.get("name") or _auto_name(name)
+        out.update(name=alarm, arn=f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}")
+        return alarm, out
+    return f"{name}-id", out
+
+
+class PipelineMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.created: list[Registered] = []
+        self.calls: list[MockCallArgs] = []
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
+        id_, outputs = _outputs_for(args.typ, args.name, dict(args.inputs))
+        self.created.append(Registered(args.typ, args.name, dict(args.inputs), outputs, id_))
+        return id_, outputs
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list]:
+        self.calls.append(args)
+        token = args.token
+        if token == "aws:index/getRegion:getRegion":
+            return {"region": REGION, "name": REGION, "id": REGION, "endpoint": f"ec2.{REGION}.amazonaws.com",
+                    "description": "US East (N. Virginia)"}, []
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/ci", "userId": "AIDAMOCK",
+                    "id": ACCOUNT}, []
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com", "userName": "AWS",
+                    "password": "mock-ecr-password", "authorizationToken": "QVdTOm1vY2s=",
+                    "expiresAt": "2030-01-01T00:00:00Z", "id": REGION}, []
+        if token == "aws:ec2/getVpc:getVpc":
+            return {"id": DEFAULT_VPC, "default": True, "cidrBlock": "172.31.0.0/16",
+                    "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{DEFAULT_VPC}"}, []
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return {"ids": list(DEFAULT_SUBNETS), "id": REGION}, []
+        if token == "aws:ec2/getSubnet:getSubnet":
+            return {"id": args.args["id"], "vpcId": CUSTOM_VPC}, []
+        raise NotImplementedError(f"unmocked call {token}")
+
+
+@dataclass
+class Deployment:
+    mocks: PipelineMocks
+    result: Any = None
+    exports: dict = field(default_factory=dict)
+
+    @property
+    def resources(self) -> list[Registered]:
+        return self.mocks.created
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name_contains: str = "") -> Registered:
+        found = [r for r in self.of_type(type_) if name_contains in r.name]
+        assert len(found) == 1, f"expected one {type_} named *{name_contains}*, got {[r.name for r in found]}"
+        return found[0]
+
+    def policies(self) -> Iterator[tuple[str, dict]]:
+        """Every policy document the program creates: (where, parsed document)."""
+        for r in self.resources:
+            if r.type == "aws:iam/role:Role":
+                yield f"{r.name} trust", json.loads(r.inputs["assumeRolePolicy"])
+            elif r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:s3/bucketPolicy:BucketPolicy",
+                            "aws:sqs/queuePolicy:QueuePolicy"):
+                yield r.name, json.loads(r.inputs["policy"])
+
+    def identity_policies(self) -> dict[str, dict]:
+        return {r.name: json.loads(r.inputs["policy"]) for r in self.of_type("aws:iam/rolePolicy:RolePolicy")}
+
+
+def resolve(value: Any) -> Any:
+    """The resolved value of an Output (after `deploy` has returned)."""
+    return _sync_await(pulumi.Output.from_input(value).future())
+
+
+def deploy(program: Callable[[], Any], config: Mapping[str, Any] | None = None,
+           secrets: Mapping[str, str] | None = None) -> Deployment:
+    """Run `program` under mocks with the given `arti4207:` config (keys without prefix)."""
+    all_config = {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
+    all_config.update({f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()})
+    pulumi.runtime.set_all_config(all_config, [f"{PROJECT}:{k}" for k in (secrets or {})])
+    mocks = PipelineMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    exports: dict = {}
+    original_export = pulumi.export
+    pulumi.export = lambda name, value: exports.__setitem__(name, value)  # read what __main__ exports
+    deployment = Deployment(mocks, exports=exports)
+    try:
+        def run() -> Any:
+            deployment.result = program()
+        _sync_await(run_pulumi_func(run))
+    finally:
+        pulumi.export = original_export
+    urns = pulumi.runtime.settings.get_monitor().get_registered_resources()
+    by_name = {urn.rsplit("::", 1)[1]: urn for urn in urns}
+    for r in deployment.resources:
+        r.urn = by_name.get(r.name, "")
+    deployment.exports = {k: resolve(v) for k, v in exports.items()}
+    return deployment
+
+
+def stack_config(**overrides: Any) -> dict:
+    """Pulumi.dev.yaml's `arti4207:` settings (as the CLI would hand them over), with overrides."""
+    import yaml
+
+    from components.config import ROOT
+    data = yaml.safe_load((ROOT / f"Pulumi.{STACK}.yaml").read_text())["config"]
+    values = {k.split(":", 1)[1]: v for k, v in data.items() if k.startswith(f"{PROJECT}:")}
+    values.update(overrides)
+    return {k: (json.dumps(v) if isinstance(v, (bool, list)) else str(v)) for k, v in values.items()}
