@@ -157,7 +157,7 @@ class SqsEventSourceMapping:
 class SnsAsyncInvoker:
     def __init__(self, sqs: Any, sns: Any, topic_arn: str, handler: Handler, *, function_name: str,
                  retry_attempts: int, dead_letter_queue_url: str, region: str = "us-east-1") -> None:
-        self.sqs, self.handler, self.function_name = sqs, handler, function_name
+        self.sqs, self.sns, self.handler, self.function_name = sqs, sns, handler, function_name
         self.retry_attempts, self.dead_letter_queue_url = retry_attempts, dead_letter_queue_url
         self.region = region
         # The tap queue is local plumbing, not part of the stack: it holds what SNS would push.
@@ -166,6 +166,10 @@ class SnsAsyncInvoker:
                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.subscription_arn = sns.subscribe(TopicArn=topic_arn, Protocol="sqs",
                                               Endpoint=tap_arn)["SubscriptionArn"]
+
+    def unsubscribe(self) -> None:
+        self.sns.unsubscribe(SubscriptionArn=self.subscription_arn)
+        self.sqs.delete_queue(QueueUrl=self.tap_url)
 
     def invoke(self, event: dict) -> Invocation:
         message_id = event["Records"][0]["Sns"]["MessageId"]
