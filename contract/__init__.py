@@ -46,6 +46,54 @@ class JobEnv:
     FORCE = "FORCE"
     # Set by AWS Batch itself on each child of an array job.
     ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
+    # Tuning knobs of the harvester (optional; defaults in JobDefaults).
+    PAGE_SIZE = "PAGE_SIZE"  # rows per CSV page request
+    HTTP_TIMEOUT = "HTTP_TIMEOUT"  # seconds to connect / wait for the next bytes
+    HTTP_RETRIES = "HTTP_RETRIES"  # retries per portal request
+    RETRY_AFTER_MAX = "RETRY_AFTER_MAX"  # cap, in seconds, on an honoured Retry-After
+    DATASET_TIMEOUT = "DATASET_TIMEOUT"  # deadline, in seconds, for one dataset
+    PART_SIZE_MIB = "PART_SIZE_MIB"  # S3 multipart part size (5 or more)
+
+
+class JobDefaults:
+    """Defaults of the harvester's settings when the environment leaves them out.
+
+    The image does not ship components/, so the stack defaults the job shares with
+    `PipelineConfig` are repeated here; tests/container assert they stay equal.
+    """
+
+    SODA_DOMAIN = "www.datos.gov.co"
+    INVENTORY_ID = "uzcf-b9dh"
+    DATASET_LIMIT = 100
+    HARVEST_CONCURRENCY = 4
+    SHARD_COUNT = 1
+    PAGE_SIZE = 50000  # the SODA 2.0 maximum for $limit
+    HTTP_TIMEOUT = 60.0
+    HTTP_RETRIES = 5
+    RETRY_AFTER_MAX = 60.0
+    DATASET_TIMEOUT = 1800.0
+    PART_SIZE_MIB = 8
+
+
+class ObjectMetadata:
+    """S3 user metadata (`x-amz-meta-*`, ASCII only) on a stored dataset `{ID}/{ID}.csv`: what is
+    known when the upload starts."""
+
+    SOURCE_UPDATED_AT = "source-updated-at"  # portal rowsUpdatedAt, epoch seconds
+    HARVESTED_AT = "harvested-at"  # ISO 8601, UTC
+    SOURCE_DOMAIN = "source-domain"
+
+
+class ObjectTags:
+    """S3 object tags on a stored dataset: what is known only at the end.
+
+    `rows` is written as soon as the object is complete (the count is known only after the last
+    page, too late for multipart metadata); `announced=true` is added once its SQS message was sent.
+    """
+
+    ROWS = "rows"  # records stored, header excluded
+    ANNOUNCED = "announced"
+    TRUE = "true"
 
 
 class LambdaEnv:
@@ -75,3 +123,31 @@ class Services:
     HARVESTER = "harvester"
     METADATA = "metadata"
     CRITERIA = "criteria"
+
+
+class Item:
+    """Attribute names of a dataset's DynamoDB item besides the key (`Table`).
+
+    The metadata Lambda writes the first group; the criteria Lambda adds the quality results.
+    The PoC's own attributes (`OWNER`, `NAME`, `EMAIL`, `CATEGORY`) keep their upper-case names.
+    """
+
+    OWNER = "OWNER"
+    NAME = "NAME"
+    EMAIL = "EMAIL"
+    CATEGORY = "CATEGORY"
+    BUCKET = "bucket"
+    KEY = "key"
+    VERSION_ID = "version_id"  # "" when the bucket is not versioned
+    SIZE = "size"  # bytes hashed
+    ROWS = "rows"  # CSV records counted while hashing, header excluded
+    SOURCE_UPDATED_AT = "source_updated_at"
+    HARVESTED_AT = "harvested_at"
+    PROCESSED_AT = "processed_at"
+    # Set after the SNS notification was published: a redelivery publishes only when it is missing.
+    NOTIFIED_AT = "notified_at"
+    # Quality results (criteria Lambda).
+    CRITERIA = "criteria"
+    QUALITY_SCORE = "quality_score"
+    ERROR_CODES = "error_codes"
+    EVALUATED_AT = "evaluated_at"

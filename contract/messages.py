@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,11 @@ class HarvestMessage:
     declared_rows: int | None = None
     declared_columns: int | None = None
     columns: tuple[Column, ...] = field(default_factory=tuple)
+    # Inventory fields for the accessibility and relevance criteria.
+    audience: str = ""
+    api_endpoint: str = ""
+    visits: int | None = None
+    downloads: int | None = None
 
     def to_body(self) -> str:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -94,3 +100,45 @@ class HarvestMessage:
         for name in ("OWNER", "NAME", "EMAIL", "CATEGORY"):
             values[name] = "" if values[name] is None else str(values[name])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class DatasetNotification:
+    """What the metadata Lambda publishes to SNS once a dataset's item is stored.
+
+    On the wire it is one flat JSON object: the harvest message's fields (its `version_id` set to
+    the version actually hashed) plus `HASH` and `processed_at`, so the criteria Lambda has every
+    piece of metadata it scores without reading DynamoDB. Build with `to_body()`, read with
+    `DatasetNotification.from_body(text)` (raises `InvalidMessage`).
+    """
+
+    HASH: str  # SHA-256 of the stored object, lower-case hex
+    processed_at: str  # ISO 8601, UTC
+    dataset: HarvestMessage
+
+    @property
+    def ID(self) -> str:  # noqa: N802 - the PoC's attribute name
+        return self.dataset.ID
+
+    def to_body(self) -> str:
+        data = {**dataclasses.asdict(self.dataset), "HASH": self.HASH, "processed_at": self.processed_at}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str) -> DatasetNotification:
+        try:
+            data = json.loads(body)
+        except (TypeError, json.JSONDecodeError) as error:
+            raise InvalidMessage(f"body is not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise InvalidMessage("body is not a JSON object")
+        digest = data.get("HASH")
+        if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+            raise InvalidMessage(f"HASH is not a SHA-256 hex digest: {digest!r}")
+        processed_at = data.get("processed_at")
+        if not isinstance(processed_at, str) or not processed_at:
+            raise InvalidMessage("processed_at must be a non-empty string")
+        return cls(HASH=digest, processed_at=processed_at, dataset=HarvestMessage.from_dict(data))
+
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
