@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Benchmarks\n\n"
         f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}.\n"
         "Each case runs in a fresh process; baselines are measured in the same run. Throughputs are\n"
-        "wall-clock, peak RSS is the measured process's own (`ru_maxrss`). Goals come from the issues.\n"
+        "wall-clock, peak RSS is the measured process's own high-water mark (`VmHWM`). Goals come from the issues.\n"
     )
     args.output.write_text(header + "\n" + "\n\n".join(sections) + "\n")
     print(f"bench: wrote {args.output}" + (f" ({failed} goal(s) FAIL)" if failed else ""), file=sys.stderr)

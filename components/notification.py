@@ -62,6 +62,9 @@ class Notification(pulumi.ComponentResource):
             timeout_seconds=config.criteria_timeout_seconds,
             environment=config.criteria_environment(bucket=args.bucket_name, table=args.table_name),
             statements=[
+                # ListBucket makes a missing object answer NoSuchKey (scored as unavailable)
+                # instead of AccessDenied (which would only be retried).
+                iam.allow("ListBucket", ["s3:ListBucket"], [args.bucket_arn]),
                 iam.allow("ReadDatasets", ["s3:GetObject", "s3:GetObjectVersion"],
                           [iam.objects_arn(args.bucket_arn)]),
                 iam.allow("StoreReports", ["s3:PutObject"],

@@ -1,0 +1,144 @@
+"""Metadata Lambda: SQS (one message per stored dataset) -> DynamoDB item -> SNS notification.
+
+For each record: validate the harvester's message (`contract.messages.HarvestMessage`, and the
+key must be `dataset_key(ID)` inside the configured BUCKET), stream the object's exact version
+once through SHA-256 + byte count + record count (`handlers.digest`, 1 MiB chunks: memory flat
+whatever the size), write the item, THEN publish. A record that fails (malformed body, missing
+object, AWS error) is reported in `batchItemFailures` by Powertools' BatchProcessor; the other
+records succeed; after `maxReceiveCount` receives SQS moves it to the DLQ.
+
+Exactly-once effects under SQS's at-least-once delivery:
+1. PutItem with `attribute_not_exists(HASH) OR version_id <> :v`: the first processing of a
+   stored object version creates the item; a redelivery of the same version changes nothing.
+   (A re-harvest that stored the same bytes as a new version replaces the item and is announced
+   again, so its criteria are re-evaluated against the new harvest's metadata.)
+2. When that condition fails, read the item (strongly consistent): if `notified_at` is set the
+   notification went out already and the record is done; if it is missing, the earlier attempt
+   stopped between the item and the publish, so this one publishes.
+3. Publish, then UpdateItem `SET notified_at`.
+The one remaining at-least-once window: a crash after the publish and before step 3 (or two
+deliveries running at once, which the 6x visibility timeout makes unlikely) publishes twice.
+The criteria Lambda tolerates that: it overwrites the same result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from contract import Item, LambdaEnv, Table, dataset_key
+from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
+from handlers.clients import client, env
+from handlers.digest import CHUNK_SIZE, ObjectDigest, digest_chunks
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+# Pure parts.
+def parse_message(body: str, bucket: str) -> HarvestMessage:
+    message = HarvestMessage.from_body(body)
+    if message.bucket != bucket:
+        raise InvalidMessage(f"bucket {message.bucket!r} is not the configured bucket {bucket!r}")
+    if message.key != dataset_key(message.ID):
+        raise InvalidMessage(f"key {message.key!r} is not {dataset_key(message.ID)!r}")
+    return message
+
+
+def build_item(message: HarvestMessage, digest: ObjectDigest, version_id: str, processed_at: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        Table.PARTITION_KEY: digest.sha256, Table.SORT_KEY: message.ID,
+        Item.OWNER: message.OWNER, Item.NAME: message.NAME, Item.EMAIL: message.EMAIL,
+        Item.CATEGORY: message.CATEGORY,
+        Item.BUCKET: message.bucket, Item.KEY: message.key, Item.VERSION_ID: version_id,
+        Item.SIZE: digest.size, Item.ROWS: digest.rows,
+        Item.HARVESTED_AT: message.harvested_at, Item.PROCESSED_AT: processed_at,
+    }
+    if message.source_updated_at is not None:
+        item[Item.SOURCE_UPDATED_AT] = message.source_updated_at
+    return item
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# AWS edges.
+def digest_object(bucket: str, key: str, version_id: str | None) -> tuple[ObjectDigest, str]:
+    """Streams the object; returns its digest and the version actually read ("" if unversioned)."""
+    request = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    response = client("s3").get_object(**request)
+    body = response["Body"]
+    try:
+        digest = digest_chunks(body.iter_chunks(chunk_size=CHUNK_SIZE))
+    finally:
+        body.close()
+    return digest, response.get("VersionId") or version_id or ""
+
+
+def store_and_notify(item: dict[str, Any], notification: DatasetNotification) -> bool:
+    """The exactly-once sequence of the module docstring; True when this call published."""
+    table, dynamodb = env(LambdaEnv.TABLE_NAME), client("dynamodb")
+    key = {Table.PARTITION_KEY: {"S": item[Table.PARTITION_KEY]}, Table.SORT_KEY: {"S": item[Table.SORT_KEY]}}
+    try:
+        dynamodb.put_item(
+            TableName=table, Item=_to_dynamodb(item),
+            ConditionExpression="attribute_not_exists(#hash) OR #version <> :version",
+            ExpressionAttributeNames={"#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID},
+            ExpressionAttributeValues={":version": {"S": item[Item.VERSION_ID]}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        stored = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+        if Item.NOTIFIED_AT in stored:
+            logger.info("Duplicate delivery: item stored and notified already")
+            return False
+        logger.warning("Item stored by an earlier attempt that did not notify: notifying now")
+    client("sns").publish(TopicArn=env(LambdaEnv.TOPIC_ARN), Message=notification.to_body())
+    dynamodb.update_item(
+        TableName=table, Key=key, UpdateExpression="SET #notified = :now",
+        ExpressionAttributeNames={"#notified": Item.NOTIFIED_AT},
+        ExpressionAttributeValues={":now": {"S": now_iso()}},
+    )
+    return True
+
+
+def _to_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: {"N": str(v)} if isinstance(v, int) else {"S": str(v)} for k, v in item.items()}
+
+
+def record_handler(record: SQSRecord) -> None:
+    logger.remove_keys(["dataset_id", "message_id"])  # keys of the previous record of the batch
+    try:
+        message = parse_message(record.body, env(LambdaEnv.BUCKET))
+    except InvalidMessage as error:
+        logger.error("Malformed message", extra={"reason": str(error), "message_id": record.message_id})
+        raise
+    logger.append_keys(dataset_id=message.ID, message_id=record.message_id)
+    try:
+        digest, version_id = digest_object(message.bucket, message.key, message.version_id)
+    except ClientError as error:
+        logger.error("Cannot read the stored object", extra={
+            "reason": error.response["Error"]["Code"], "key": message.key, "version_id": message.version_id})
+        raise
+    if (digest.size, digest.rows) != (message.size, message.rows):
+        logger.warning("Object differs from the harvester's figures", extra={
+            "size": digest.size, "harvested_size": message.size, "rows": digest.rows, "harvested_rows": message.rows})
+    processed_at = now_iso()
+    item = build_item(message, digest, version_id, processed_at)
+    dataset = HarvestMessage(**{**message.__dict__, "version_id": version_id or None})
+    published = store_and_notify(item, DatasetNotification(HASH=digest.sha256, processed_at=processed_at, dataset=dataset))
+    logger.info("Dataset processed", extra={"hash": digest.sha256, "size": digest.size, "rows": digest.rows,
+                                            "published": published})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

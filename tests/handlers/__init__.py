@@ -1,0 +1,1 @@
+"""Tests of the two Lambdas and their pure cores (handlers/)."""

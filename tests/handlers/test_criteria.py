@@ -1,0 +1,141 @@
+"""handlers/criteria.py against moto: stored results, bad inputs, failure policy."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from botocore.exceptions import ClientError
+
+from contract import Item, criteria_key
+from contract.messages import DatasetNotification
+from handlers import criteria, metadata
+from tests.handlers.conftest import BUCKET, Context, logged, sns_event, sqs_event, sqs_record, harvest_message
+
+HEADER = b"id,municipio,edad\n"
+GOOD = HEADER + b"".join(b"%d,BOGOTA,%d\n" % (i, 20 + i % 50) for i in range(60))
+
+
+def notify(aws, data: bytes, dataset_id: str = "gt2j-8ykr", **overrides) -> dict:
+    """Runs the metadata Lambda on a stored object and returns the SNS event it caused."""
+    version = aws.put_dataset(dataset_id, data)
+    # "No aplica": actualidad (and ERR015) must not depend on the day the tests run.
+    values = {"version_id": version, "update_frequency": "No aplica", **overrides}
+    message = harvest_message(dataset_id, data, **values)
+    assert metadata.handler(sqs_event(sqs_record(message.to_body())), Context()) == {"batchItemFailures": []}
+    [published] = aws.published()
+    return sns_event(json.dumps(published), aws.topic_arn)
+
+
+def stored_report(aws, dataset_id: str = "gt2j-8ykr") -> dict:
+    return json.loads(aws.s3.get_object(Bucket=BUCKET, Key=criteria_key(dataset_id))["Body"].read())
+
+
+def test_result_is_stored_on_the_item_and_next_to_the_data(aws):
+    event = notify(aws, GOOD)
+
+    assert criteria.handler(event, Context()) == {"evaluated": ["gt2j-8ykr"]}
+
+    [item] = aws.items()
+    report = stored_report(aws)
+    assert item[Item.QUALITY_SCORE] == Decimal(str(report["score"]))
+    assert item[Item.ERROR_CODES] == [] and report["error_codes"] == []
+    assert item[Item.EVALUATED_AT] == report["evaluated_at"]
+    stored = item[Item.CRITERIA]
+    assert set(stored) >= {"completitud", "unicidad", "actualidad", "exactitud", "comprensibilidad",
+                           "trazabilidad", "credibilidad", "confidencialidad", "portabilidad", "disponibilidad"}
+    assert stored["completitud"]["score"] == 10 and stored["unicidad"]["score"] == 10
+    assert stored["exactitud"]["inputs"]["checked_cells"] == 60  # "edad" declared a number
+    assert {c["name"]: c["score"] for c in report["criteria"]}["disponibilidad"] == 10
+
+
+def test_malformed_notification_is_logged_and_raised_for_the_on_failure_destination(aws, caplog):
+    with pytest.raises(Exception) as raised:
+        criteria.handler(sns_event('{"ID": "gt2j-8ykr"}'), Context())
+    assert "HASH is not a SHA-256" in str(raised.value)
+    assert "ERROR Malformed notification" in logged(caplog)
+    assert aws.items() == []
+
+
+def test_notification_for_another_bucket_is_malformed(aws, caplog):
+    event = notify(aws, GOOD)
+    body = json.loads(event["Records"][0]["Sns"]["Message"])
+    body["bucket"] = "another-bucket"
+    with pytest.raises(Exception):
+        criteria.handler(sns_event(json.dumps(body)), Context())
+    assert "is not the configured bucket" in logged(caplog)
+
+
+def test_missing_object_is_stored_as_unavailable(aws, caplog):
+    event = notify(aws, GOOD)
+    message = DatasetNotification.from_body(event["Records"][0]["Sns"]["Message"])
+    aws.s3.delete_object(Bucket=BUCKET, Key=message.dataset.key, VersionId=message.dataset.version_id)
+
+    criteria.handler(event, Context())
+
+    report = stored_report(aws)
+    assert "object_missing" in report["issues"] and "ERR004" in report["error_codes"]
+    assert {c["name"]: c["score"] for c in report["criteria"]}["disponibilidad"] == 0
+    assert "NoSuchVersion" in logged(caplog) or "NoSuchKey" in logged(caplog)
+    assert aws.items()[0][Item.ERROR_CODES] == ["ERR004"]
+
+
+@pytest.mark.parametrize("data, codes, issue", [
+    (b"", ["ERR004", "ERR008"], None),  # empty object: no header, no rows
+    (HEADER, ["ERR004"], None),  # header only
+    (HEADER + b"1,BOGOT\xc1,30\n" * 60, [], "not_utf8"),  # Latin-1 bytes
+    (HEADER + b"1,BOGOTA\n2,CALI,3,4\n" + GOOD[len(HEADER):], [], "ragged_rows"),
+])
+def test_bad_input_yields_a_stored_result_with_codes(aws, data, codes, issue):
+    criteria.handler(notify(aws, data), Context())
+    report = stored_report(aws)
+    assert report["error_codes"] == codes
+    if issue:
+        assert issue in report["issues"]
+    assert aws.items()[0][Item.ERROR_CODES] == codes
+
+
+def test_enormous_single_line_is_dropped_not_loaded(aws, monkeypatch):
+    data = HEADER + b"1,BOGOTA,30\n" + b"x" * (3 << 20) + b"\n" + b"2,CALI,40\n"
+    event = notify(aws, data)
+    from handlers import csvprofile
+    original = csvprofile.CsvProfiler.__init__
+
+    def small_limit(self, column_types=None, **limits):
+        original(self, column_types, line_limit=1 << 20)
+
+    monkeypatch.setattr(csvprofile.CsvProfiler, "__init__", small_limit)
+    criteria.handler(event, Context())
+    report = stored_report(aws)
+    assert report["counts"]["dropped_records"] == 1 and report["counts"]["rows"] == 2
+    assert "dropped_records" in report["issues"] and "ERR005" in report["error_codes"]
+
+
+def test_unexpected_error_fails_the_invocation(aws, monkeypatch):
+    event = notify(aws, GOOD)
+
+    def throttled(**kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem")
+
+    monkeypatch.setattr(criteria.client("dynamodb"), "update_item", throttled)
+    with pytest.raises(ClientError):
+        criteria.handler(event, Context())
+
+
+def test_notification_without_an_item_fails(aws):
+    event = notify(aws, GOOD)
+    [item] = aws.items()
+    aws.dynamodb.delete_item(TableName="ARTI4207-Dynamo-test",
+                             Key={"HASH": {"S": item["HASH"]}, "ID": {"S": item["ID"]}})
+    with pytest.raises(ClientError) as raised:
+        criteria.handler(event, Context())
+    assert raised.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_repeated_notification_overwrites_the_same_result(aws):
+    event = notify(aws, GOOD)
+    criteria.handler(event, Context())
+    first = stored_report(aws)
+    criteria.handler(event, Context())
+    assert stored_report(aws)["score"] == first["score"] and len(aws.items()) == 1

@@ -1,0 +1,53 @@
+"""handlers/digest.py: one pass gives hashlib's SHA-256, the size and csv-module record counts."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import random
+
+import pytest
+
+from handlers.digest import RecordCounter, digest_chunks
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_digest_equals_hashlib_over_the_same_bytes():
+    data = b"id,texto\n" + b"".join(b'%d,"linea\nuno"\n' % i for i in range(1000))
+    digest = digest_chunks(split(data, 4096))
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.size == len(data)
+    assert digest.rows == 1000  # 2001 newlines, 1000 of them inside quotes
+
+
+@pytest.mark.parametrize("data, rows", [
+    (b"", 0),
+    (b"a,b\n", 0),  # header only
+    (b"a,b", 0),  # header without newline
+    (b"a,b\n1,2", 1),  # unterminated last record
+    (b'a,b\n1,"x\r\ny"\r\n2,3\r\n', 2),  # CRLF and a quoted CRLF
+    (b'a,b\n1,"say ""hi""\nthere"\n', 1),  # escaped quotes do not flip the state
+])
+def test_record_count_on_edge_cases(data, rows):
+    for size in (1, 2, 5, 1 << 20):
+        assert digest_chunks(split(data, size)).rows == rows
+
+
+def test_record_count_matches_the_csv_module_on_random_files_and_chunkings():
+    rnd = random.Random(4207)
+    cells = ["a", "", 'x"y', "l\nm", "p,q", '""', "\r\n", "ñ"]
+    for _ in range(200):
+        rows = [[rnd.choice(cells) for _ in range(3)] for _ in range(rnd.randrange(0, 15))]
+        out = io.StringIO()
+        csv.writer(out, lineterminator=rnd.choice(["\n", "\r\n"])).writerows(rows)
+        data = out.getvalue().encode()
+        expected = len(list(csv.reader(io.StringIO(data.decode(), newline=""))))
+        for size in (1, 3, 7, 64):
+            counter = RecordCounter()
+            for chunk in split(data, size):
+                counter.feed(chunk)
+            assert counter.records == expected, (data, size)

@@ -1,0 +1,189 @@
+"""handlers/quality.py: each criterion on small CSVs, expected scores computed by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from contract.messages import Column, HarvestMessage
+from handlers.quality import evaluate, score
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+DAY = 86400
+
+
+def dataset(**overrides) -> HarvestMessage:
+    values = dict(ID="abcd-1234", OWNER="Alcaldía de Cali", NAME="Contratos de obra pública del municipio",
+                  EMAIL="datos@cali.gov.co", CATEGORY="Hacienda", bucket="b", key="abcd-1234/abcd-1234.csv",
+                  version_id="v1", size=0, rows=0, harvested_at="2026-11-27T11:00:00Z",
+                  source_updated_at=int(NOW.timestamp()) - 3 * DAY, update_frequency="Semanal",
+                  description="Contratos de obra pública firmados por la alcaldía, con valor, plazo y contratista.",
+                  license="CC BY-SA 4.0", attribution="Alcaldía de Santiago de Cali", tags="obras",
+                  created_at="2020-01-01", metadata_updated_at="2026-11-01",
+                  columns=(Column("id", "id", "number", "Identificador"), Column("valor", "valor", "number", "Valor"),
+                           Column("fecha", "fecha", "calendar_date", "Fecha de firma")),
+                  audience="public", api_endpoint="https://www.datos.gov.co/resource/abcd-1234.json")
+    values.update(overrides)
+    return HarvestMessage(**values)
+
+
+def run(csv: bytes, **overrides):
+    return evaluate([csv], dataset(size=len(csv), **overrides), NOW)
+
+
+def scores(report) -> dict[str, float]:
+    return {c.name: c.score for c in report.criteria}
+
+
+def test_completitud_counts_empty_cells_and_penalises_sparse_columns():
+    # 4 rows x 3 columns = 12 cells; empty: valor 3 (row 2, 3, 4), fecha 1 -> 4 empty.
+    # valor is 3/4 = 75% empty (> 50%): 1 sparse column of 3.
+    # 10 x (1 - 4/12) x (1 - 0.5 x 1/3) = 10 x 0.6667 x 0.8333 = 5.5556 -> 5.56
+    csv = b"id,valor,fecha\n1,10,2026-01-01\n2,,2026-01-02\n3,,\n4,,2026-01-04\n"
+    report = run(csv)
+    assert scores(report)["completitud"] == 5.56
+    assert report.criterion("completitud").inputs["empty_cells"] == 4
+
+
+def test_completitud_counts_declared_columns_missing_from_the_file_as_empty():
+    # The file lacks "fecha" (SODA omits all-empty columns): 2 rows x 3 columns = 6 cells, 2 empty,
+    # fecha 100% empty -> sparse 1 of 3: 10 x (1 - 2/6) x (1 - 0.5/3) = 10 x 0.6667 x 0.8333 = 5.56
+    report = run(b"id,valor\n1,10\n2,20\n")
+    assert scores(report)["completitud"] == 5.56
+    assert report.criterion("completitud").inputs["missing_columns"] == ["fecha"]
+
+
+def test_unicidad_counts_duplicate_rows_and_columns():
+    # 5 rows, one repeated twice -> 2 duplicates: 10 x (1 - 2/5) = 6.0; no duplicate column.
+    csv = b"id,valor,fecha\n1,10,2026-01-01\n1,10,2026-01-01\n1,10,2026-01-01\n2,20,2026-01-02\n3,30,2026-01-03\n"
+    assert scores(run(csv))["unicidad"] == 6.0
+    # 4 distinct rows, column "copia" repeats "valor": 10 x 1 x (1 - 1/4) = 7.5
+    csv = b"id,valor,copia,fecha\n1,10,10,a\n2,20,20,b\n3,30,30,c\n4,40,40,d\n"
+    report = run(csv)
+    assert scores(report)["unicidad"] == 7.5
+    assert report.criterion("unicidad").inputs["duplicate_columns"] == ["copia"]
+
+
+@pytest.mark.parametrize("frequency, age_days, expected, err015", [
+    ("Semanal", 3, 10.0, False),  # 3 days <= 7
+    ("Semanal", 8, 0.0, True),  # 8 days > 7
+    ("Mensual", 31, 10.0, False),  # exactly the allowance is still current
+    ("Anual", 400, 0.0, True),
+    ("No aplica", 4000, 10.0, False),
+    ("", 1, 0.0, False),  # no declared frequency: cannot be current, but not "out of date" either
+])
+def test_actualidad_against_the_declared_frequency(frequency, age_days, expected, err015):
+    report = run(b"id,valor,fecha\n1,2,2026-01-01\n",
+                 update_frequency=frequency, source_updated_at=int(NOW.timestamp()) - age_days * DAY)
+    assert scores(report)["actualidad"] == expected
+    assert ("ERR015" in report.error_codes) is err015
+
+
+def test_exactitud_checks_values_against_declared_types():
+    # id: 1, 2, x3, 4 -> 3 valid of 4; valor: 10.5, "1.000,25", abc -> 2 of 3; fecha: 2026-01-01,
+    # 31/12/2025 0:00:00, ayer, (empty, not checked) -> 2 of 3.  Total 7 valid of 10 checked: 7.0
+    csv = (b"id,valor,fecha\n1,10.5,2026-01-01\n2,\"1.000,25\",31/12/2025 0:00:00\n"
+           b"x3,abc,ayer\n4,,\n")
+    report = run(csv)
+    assert scores(report)["exactitud"] == 7.0
+    assert report.criterion("exactitud").inputs["by_column"] == {"id": [3, 4], "valor": [2, 3], "fecha": [2, 3]}
+
+
+def test_exactitud_without_declared_types_scores_zero():
+    assert scores(run(b"id,valor,fecha\n1,2,3\n", columns=()))["exactitud"] == 0.0
+
+
+def test_comprensibilidad_from_names_descriptions_title_and_description():
+    # names: "id", "Unnamed: 1", "fecha" -> 2 of 3 meaningful; described: 2 of 3 declared columns;
+    # title 39 chars > 20: 1; description 78 chars > 60: 1.  10 x (2/3 + 2/3 + 1 + 1) / 4 = 8.33
+    columns = (Column("id", "id", "number", "Identificador"), Column("Unnamed: 1", "unnamed_1", "text", ""),
+               Column("fecha", "fecha", "calendar_date", "Fecha"))
+    report = run(b"id,Unnamed: 1,fecha\n1,2,2026-01-01\n", columns=columns)
+    assert scores(report)["comprensibilidad"] == 8.33
+
+
+def test_trazabilidad_weights_fields_versioning_and_a_title_without_year():
+    # All 7 fields filled, versioned, title without a year: 10 x (0.75 + 0.20 + 0.05) = 10.
+    assert scores(run(b"id,valor,fecha\n1,2,3\n"))["trazabilidad"] == 10.0
+    # description and created_at missing (5/7), unversioned, title with "2024":
+    # 10 x (0.75 x 5/7 + 0 + 0) = 5.357 -> 5.36
+    report = run(b"id,valor,fecha\n1,2,3\n", description="", created_at="", version_id=None,
+                 NAME="Contratos 2024 de la alcaldía de Cali")
+    assert scores(report)["trazabilidad"] == 5.36
+
+
+def test_credibilidad_needs_entity_valid_email_and_licence():
+    assert scores(run(b"id,valor,fecha\n1,2,3\n"))["credibilidad"] == 10.0
+    # e-mail without a domain and no licence: 1 of 3 -> 3.33
+    assert scores(run(b"id,valor,fecha\n1,2,3\n", EMAIL="datos@", license=""))["credibilidad"] == 3.33
+
+
+def test_confidencialidad_subtracts_risk_of_sensitive_column_names():
+    # cédula 3 + correo 2 + "Nombre" (a person) 1 = 6 -> 4; "Nombre municipio" is a place: 0.
+    csv = "Número de cédula,Correo electrónico,Nombre,Nombre municipio\n1,a@b.co,Ana,Cali\n".encode()
+    report = run(csv)
+    assert scores(report)["confidencialidad"] == 4.0
+    assert set(report.criterion("confidencialidad").inputs["sensitive_columns"]) == {
+        "Número de cédula", "Correo electrónico", "Nombre"}
+
+
+def test_portabilidad_penalises_undecodable_bytes_and_ragged_rows():
+    assert scores(run(b"id,valor,fecha\n1,2,3\n2,3,4\n"))["portabilidad"] == 10.0
+    # Latin-1 "Á": 10 x 0.5 = 5.0
+    report = run(b"id,valor,fecha\n1,BOGOT\xc1,3\n2,3,4\n")
+    assert scores(report)["portabilidad"] == 5.0 and "not_utf8" in report.issues
+    assert report.counts["invalid_utf8"] == 1
+    # 1 ragged record of 4: 10 x (1 - 1/4) = 7.5
+    assert scores(run(b"id,valor,fecha\n1,2,3\n2,3\n3,4,5\n4,5,6\n"))["portabilidad"] == 7.5
+
+
+def test_disponibilidad_compares_with_the_harvest_and_the_portal():
+    csv = b"id,valor,fecha\n1,2,3\n2,3,4\n"
+    assert scores(run(csv, declared_rows=2))["disponibilidad"] == 10.0
+    # The portal declares 1000 rows, 2 arrived (the PoC's lost pages): 2 of 3 checks -> 6.67
+    assert scores(run(csv, declared_rows=1000))["disponibilidad"] == 6.67
+    missing = score(None, dataset(), NOW)
+    assert scores(missing)["disponibilidad"] == 0.0 and missing.issues == ("object_missing",)
+
+
+def test_accesibilidad_needs_public_audience_and_api_endpoint():
+    assert scores(run(b"id,valor,fecha\n1,2,3\n"))["accesibilidad"] == 10.0
+    assert scores(run(b"id,valor,fecha\n1,2,3\n", audience="private"))["accesibilidad"] == 5.0
+
+
+def test_error_codes_for_size_thresholds():
+    assert run(b"").error_codes == ("ERR004", "ERR008")
+    assert run(b"id,valor,fecha\n").error_codes == ("ERR004",)
+    assert run(b"id,valor\n1,2\n").error_codes == ("ERR005", "ERR008")
+    fifty = b"id,valor,fecha\n" + b"".join(b"%d,1,2026-01-01\n" % i for i in range(50))
+    assert run(fifty).error_codes == ()
+
+
+def test_overall_score_is_the_mean_of_the_criteria():
+    report = run(b"id,valor,fecha\n1,2,2026-01-01\n")
+    assert report.score == round(sum(c.score for c in report.criteria) / len(report.criteria), 2)
+
+
+def test_command_line_prints_a_table(tmp_path: Path):
+    path = tmp_path / "gt2j-8ykr.csv"
+    path.write_bytes(Path("/work/shared/data/gt2j-8ykr-sample.csv").read_bytes()
+                     if Path("/work/shared/data/gt2j-8ykr-sample.csv").exists() else b"a,b,c\n1,2,3\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-m", "handlers.quality", str(path)], cwd=root, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.splitlines()[0].split() == ["criterion", "score", "inputs"]
+    assert any(line.startswith("completitud") for line in out.splitlines())
+    assert "overall" in out
+
+
+def test_same_report_from_a_stream_and_from_chunks(tmp_path: Path):
+    csv = b"id,valor,fecha\n1,2,2026-01-01\n2,,2026-01-02\n"
+    path = tmp_path / "x.csv"
+    path.write_bytes(csv)
+    with path.open("rb") as stream:
+        from_stream = evaluate(stream, dataset(size=len(csv)), NOW)
+    assert from_stream == run(csv)
