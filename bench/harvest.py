@@ -1,0 +1,201 @@
+"""Harvester benchmark: one generated dataset of ~20 MB and ~200 MB, served by local/portal.py in
+its own process, stored into a moto S3 server in its own process.
+
+Measured, each in a fresh process: the real job (`container/main.py`, DATASET_IDS=that dataset)
+and the baseline, a raw streamed copy of the same bytes (`requests` stream of the whole CSV in one
+response into `boto3 upload_fileobj`). Throughput is the dataset's bytes over the time the process
+spent on that dataset (the job's own per-dataset `seconds`; the baseline's timed copy), so Python
+start-up and imports are excluded from both. Peak RSS is the measured process's own `ru_maxrss`
+(os.wait4), so the servers' memory is not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+BUCKET = "bench-harvest"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+REPEATS = 3  # each case runs this many times, alternating harvester and baseline; medians reported
+GOAL_SPEED = 0.8  # x the baseline's throughput
+GOAL_RSS_MIB = 150
+GOAL_GROWTH_MIB = 20
+
+
+def _rows(target_bytes: int):
+    """Rows of about 200 bytes with quotes, commas, accents and a newline now and then."""
+    i = 0
+    size = 0
+    while size < target_bytes:
+        note = f'Observación {i}: "Peña", Nariño, línea {i % 97}' + ("\nsegunda línea" if i % 50 == 0 else "")
+        row = [str(i + 1), "BOGOTÁ, D.C.", f"{(i * 7919) % 100000 / 7:.4f}", note, "" if i % 3 else str(i % 11),
+               f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00.000", "x" * 60]
+        size += sum(len(v) for v in row) + 2 * len(row) + len(row) + 10
+        i += 1
+        yield row
+
+
+def _serve_portal(sizes: dict[str, int], ready) -> None:
+    sys.path.insert(0, str(ROOT))
+    from local.portal import Dataset, GENERATED_COLUMNS, Portal, PortalServer, inventory_row, view_metadata
+
+    portal = Portal()
+    columns = [*GENERATED_COLUMNS, ("Relleno", "relleno", "text", "Texto de relleno.")]
+    for dataset_id, size in sizes.items():
+        meta = view_metadata(dataset_id, f"Benchmark {dataset_id}", columns=columns, description="GENERATED")
+        dataset = Dataset.from_rows(dataset_id, meta, [c[1] for c in columns], _rows(size))
+        portal.add(dataset, inventory_row(dataset))
+    with PortalServer(portal) as server:
+        ready.put((server.url, {d.id: len(d.data) for d in portal.datasets.values()}))
+        time.sleep(10**6)
+
+
+def _serve_moto(ready) -> None:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    ready.put(f"http://{host}:{port}")
+    time.sleep(10**6)
+
+
+BASELINE = r"""
+import json, sys, time
+import boto3, requests
+url, bucket, key = sys.argv[1:4]
+s3 = boto3.client("s3")
+started = time.perf_counter()
+with requests.get(url, params={"$order": ":id", "$limit": "100000000"}, stream=True, timeout=60) as response:
+    response.raise_for_status()
+    s3.upload_fileobj(response.raw, bucket, key)
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "size": s3.head_object(Bucket=bucket, Key=key)["ContentLength"]}))
+"""
+
+
+@dataclass
+class Measure:
+    seconds: float
+    size: int
+    rss_mib: float
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.size / 1e6 / self.seconds
+
+
+def _median(measures) -> Measure:
+    """The run with the median time; its RSS is the highest of all runs (the goal is a ceiling)."""
+    ordered = sorted(measures, key=lambda m: m.seconds)
+    middle = ordered[len(ordered) // 2]
+    return Measure(middle.seconds, middle.size, max(m.rss_mib for m in ordered))
+
+
+def _measure(command: list[str], env: dict) -> tuple[str, float]:
+    """Runs a fresh process; (stdout, its own peak RSS in MiB).
+
+    The child is reaped with os.wait4, whose rusage is that child's alone (RUSAGE_CHILDREN would
+    be the maximum over every child so far); stderr goes to a temporary file so no pipe fills."""
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors)
+        assert process.stdout is not None
+        stdout = process.stdout.read().decode()
+        process.stdout.close()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{command[1]} exited {process.returncode}: {errors.read()[-3000:].decode()}")
+    return stdout, usage.ru_maxrss / 1024
+
+
+def _harvester(env: dict, dataset_id: str) -> Measure:
+    stdout, rss = _measure([sys.executable, str(ROOT / "container" / "main.py")],
+                           {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
+    summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
+    [outcome] = summary["datasets"]
+    if outcome["status"] != "harvested":
+        raise RuntimeError(f"harvest failed: {outcome}")
+    return Measure(outcome["seconds"], outcome["size"], rss)
+
+
+def _baseline(env: dict, portal_url: str, dataset_id: str) -> Measure:
+    stdout, rss = _measure([sys.executable, "-c", BASELINE, f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
+                            f"baseline/{dataset_id}.csv"], env)
+    result = json.loads(stdout)
+    return Measure(result["seconds"], result["size"], rss)
+
+
+def run(quick: bool = False) -> str:
+    import boto3
+
+    sizes = {"benc-0020": 2 * MIB, "benc-0200": 12 * MIB} if quick else {"benc-0020": 20 * MIB, "benc-0200": 200 * MIB}
+    repeats = 1 if quick else REPEATS
+    context = multiprocessing.get_context("spawn")
+    portal_ready, moto_ready = context.Queue(), context.Queue()
+    portal = context.Process(target=_serve_portal, args=(sizes, portal_ready), daemon=True)
+    moto = context.Process(target=_serve_moto, args=(moto_ready,), daemon=True)
+    portal.start()
+    moto.start()
+    try:
+        portal_url, actual = portal_ready.get(timeout=600)
+        endpoint = moto_ready.get(timeout=60)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(CREDENTIALS)
+        env.update({"AWS_ENDPOINT_URL": endpoint, "BUCKET": BUCKET, "SODA_DOMAIN": portal_url, "LOG_LEVEL": "WARNING",
+                    "QUEUE_URL": ""})
+        aws = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                   aws_secret_access_key="bench")
+        boto3.client("s3", **aws).create_bucket(Bucket=BUCKET)
+        env["QUEUE_URL"] = boto3.client("sqs", **aws).create_queue(QueueName="bench")["QueueUrl"]
+        results = {}
+        for dataset_id in sizes:
+            runs = [(_harvester(env, dataset_id), _baseline(env, portal_url, dataset_id)) for _ in range(repeats)]
+            results[dataset_id] = (_median(r[0] for r in runs), _median(r[1] for r in runs))
+    finally:
+        portal.terminate()
+        moto.terminate()
+        portal.join()
+        moto.join()
+    return _report(results, quick)
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _report(results: dict[str, tuple[Measure, Measure]], quick: bool) -> str:
+    lines = ["## Harvester: one dataset from the portal into S3 (issue 3)", "",
+             "Local portal (`local/portal.py`) and moto S3 server each in their own process; pages of "
+             f"50000 rows, 8 MiB parts, 2 in flight. Median of {1 if quick else REPEATS} alternating runs "
+             "(peak RSS: the highest run)." + (" QUICK run: small sizes, not figures to publish." if quick else ""), "",
+             "| dataset | MB | harvester MB/s | baseline MB/s | ratio (goal >= 0.8) | harvester peak RSS MiB "
+             "(goal < 150) | baseline peak RSS MiB |", "|---|---|---|---|---|---|---|"]
+    for dataset_id, (harvester, baseline) in results.items():
+        ratio = harvester.mb_per_s / baseline.mb_per_s
+        lines.append(f"| {dataset_id} | {harvester.size / 1e6:.0f} | {harvester.mb_per_s:.1f} | "
+                     f"{baseline.mb_per_s:.1f} | {ratio:.2f} {_verdict(ratio >= GOAL_SPEED)} | "
+                     f"{harvester.rss_mib:.0f} {_verdict(harvester.rss_mib < GOAL_RSS_MIB)} | {baseline.rss_mib:.0f} |")
+    (small, _), (large, _) = results.values()
+    growth = large.rss_mib - small.rss_mib
+    lines += ["", f"Harvester peak RSS growth from the small to the large dataset: {growth:+.1f} MiB "
+              f"(goal < {GOAL_GROWTH_MIB}): {_verdict(growth < GOAL_GROWTH_MIB)}."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run(quick="--quick" in sys.argv))

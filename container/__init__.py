@@ -1,0 +1,1 @@
+"""The harvester Batch job: datos.gov.co datasets streamed page by page into S3 and announced on SQS."""

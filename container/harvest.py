@@ -1,0 +1,261 @@
+"""The job's work: select the datasets, then for each one (a bounded pool at a time) decide
+skip / re-announce / harvest, store it and announce it. One dataset's failure never stops the
+others; every outcome ends in the Summary.
+
+Change detection ("nothing lost"): the object's metadata records the portal's rowsUpdatedAt, its
+tag `rows` the records stored (written once the object is complete), and the tag
+`announced=true` is added only after the SQS message was sent. A rerun skips a dataset
+when both match, re-sends the message (no download) when the object is stored but not announced,
+and harvests otherwise (or always with FORCE).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from contract import ObjectMetadata, ObjectTags, dataset_key
+from container.csv_pages import DeadlineExceeded, InvalidPage, copy_page
+from container.prefetch import prefetched
+from container.portal_client import PortalClient, PortalError
+from container.selection import INVENTORY_PAGE, Rejected, in_shard, inventory_query, select_entries
+from container.settings import Settings
+from container.source import (InventoryEntry, SourceMetadata, build_message, entry_from_row,
+                              entry_from_view, metadata_from_view)
+from container.upload import StoredObject, StreamingUpload, put_tags
+
+logger = logging.getLogger("harvester")
+
+HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
+STATUSES = (HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED)
+CHUNK = 256 * 1024  # bytes per read from the portal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    status: str
+    name: str = ""
+    reason: str = ""
+    rows: int | None = None
+    size: int | None = None
+    version_id: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+    shard_index: int = 0
+    shard_count: int = 1
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(o.status == status for o in self.outcomes) for status in STATUSES}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(o.status == FAILED for o in self.outcomes) else 0
+
+    def to_json(self) -> str:
+        return json.dumps({"summary": {
+            "counts": self.counts(), "exit_code": self.exit_code, "seconds": round(self.seconds, 3),
+            "shard": {"index": self.shard_index, "count": self.shard_count},
+            "datasets": [asdict(o) for o in self.outcomes],
+        }}, ensure_ascii=False, separators=(",", ":"))
+
+    def to_lines(self) -> list[str]:
+        counts = self.counts()
+        lines = [f"harvest summary (shard {self.shard_index + 1}/{self.shard_count}, {self.seconds:.1f} s): "
+                 + ", ".join(f"{counts[s]} {s}" for s in STATUSES)]
+        lines += [f"  {o.status:<12} {o.id:<10} {o.rows if o.rows is not None else '':>10} "
+                  f"{o.size if o.size is not None else '':>12}  {o.reason or o.name}" for o in self.outcomes]
+        return lines
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- Selection ----------------------------------------------------------------------------
+
+
+def _inventory_rows(portal: PortalClient, settings: Settings, ids: tuple[str, ...] = ()) -> Iterator[dict]:
+    offset = 0
+    while True:
+        page = portal.inventory_page(settings.inventory_id, **inventory_query(offset, INVENTORY_PAGE, ids))
+        yield from page
+        if len(page) < INVENTORY_PAGE:
+            return
+        offset += INVENTORY_PAGE
+
+
+def select(portal: PortalClient, settings: Settings) -> tuple[list[InventoryEntry], list[Rejected]]:
+    """This task's datasets (its shard of the selection) and the inventory rows rejected."""
+    if settings.dataset_ids:
+        found = {}
+        for row in _inventory_rows(portal, settings, settings.dataset_ids):
+            if row.get("uid") in settings.dataset_ids:
+                found[row["uid"]] = entry_from_row(row)
+        # An id missing from the inventory is still harvested; its fields come from /api/views.
+        entries = [found.get(i) or InventoryEntry(id=i, missing=("inventory row",)) for i in settings.dataset_ids]
+        rejected: list[Rejected] = []
+    else:
+        entries, rejected = select_entries(_inventory_rows(portal, settings), settings.dataset_limit)
+    return in_shard(entries, settings.shard_index, settings.shard_count), rejected
+
+
+# --- One dataset --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What S3 holds for a dataset: None when nothing."""
+
+    version_id: str | None
+    size: int
+    rows: int | None
+    source_updated_at: int | None
+    harvested_at: str
+    announced: bool
+
+
+def stored_state(s3: Any, bucket: str, key: str) -> StoredState | None:
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    metadata = head.get("Metadata") or {}
+    response = s3.get_object_tagging(Bucket=bucket, Key=key, **({"VersionId": head["VersionId"]}
+                                                                 if head.get("VersionId") else {}))
+    tags = {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+    def number(value: str | None) -> int | None:
+        return int(value) if value and value.isdigit() else None
+
+    return StoredState(head.get("VersionId"), head["ContentLength"], number(tags.get(ObjectTags.ROWS)),
+                       number(metadata.get(ObjectMetadata.SOURCE_UPDATED_AT)),
+                       metadata.get(ObjectMetadata.HARVESTED_AT, ""), tags.get(ObjectTags.ANNOUNCED) == ObjectTags.TRUE)
+
+
+def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id: str,
+                  source: SourceMetadata, harvested_at: str, deadline: float) -> tuple[StoredObject, int]:
+    """Streams every page of the dataset into `{ID}/{ID}.csv`: (object, rows)."""
+    key = dataset_key(dataset_id)
+    start_metadata = {ObjectMetadata.HARVESTED_AT: harvested_at, ObjectMetadata.SOURCE_DOMAIN: portal.host}
+    if source.rows_updated_at is not None:
+        start_metadata[ObjectMetadata.SOURCE_UPDATED_AT] = str(source.rows_updated_at)
+    rows, offset, header = 0, 0, None
+    with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
+        while True:
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"the dataset deadline ({settings.dataset_timeout:g} s) passed")
+            with portal.csv_page(dataset_id, offset=offset, limit=settings.page_size) as response:
+                try:
+                    page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK)), upload.write,
+                                     expected_header=header, deadline=deadline)
+                except InvalidPage as error:
+                    raise InvalidPage(f"page at offset {offset}: {error}") from None
+            header = page.header
+            rows += page.records
+            if page.records < settings.page_size:
+                break
+            offset += settings.page_size
+        stored = upload.complete({ObjectTags.ROWS: str(rows)})
+    return stored, rows
+
+
+def announce(s3: Any, sqs: Any, settings: Settings, message_body: str, stored: StoredObject, rows: int) -> None:
+    """Sends the message, then tags the object as announced (in that order: see module doc)."""
+    sqs.send_message(QueueUrl=settings.queue_url, MessageBody=message_body)
+    put_tags(s3, stored, {ObjectTags.ROWS: str(rows), ObjectTags.ANNOUNCED: ObjectTags.TRUE})
+
+
+def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: Any, settings: Settings) -> Outcome:
+    """Skip, re-announce or harvest one dataset; never raises (a failure is an Outcome)."""
+    started = time.monotonic()
+    deadline = started + settings.dataset_timeout
+    log = logging.LoggerAdapter(logger, {"dataset_id": entry.id})
+    name = entry.name
+
+    def outcome(status: str, **values: Any) -> Outcome:
+        return Outcome(entry.id, status, name, seconds=round(time.monotonic() - started, 3), **values)
+
+    try:
+        view = portal.metadata(entry.id)
+        source = metadata_from_view(view)
+        if "inventory row" in entry.missing:
+            entry = entry_from_view(entry.id, view)
+            name = entry.name
+            log.warning("%s: not in the inventory; fields taken from its metadata", entry.id)
+        elif entry.missing:
+            log.warning("%s: inventory row without %s; kept empty", entry.id, ", ".join(entry.missing))
+        key = dataset_key(entry.id)
+        state = None if settings.force else stored_state(s3, settings.bucket, key)
+        current = (state is not None and state.rows is not None and source.rows_updated_at is not None
+                   and state.source_updated_at == source.rows_updated_at)
+        if current and state.announced:
+            log.info("%s: unchanged since %s (rowsUpdatedAt %s): skipped", entry.id, state.harvested_at,
+                     source.rows_updated_at)
+            return outcome(SKIPPED, reason="unchanged", rows=state.rows, size=state.size, version_id=state.version_id)
+        if current:
+            stored = StoredObject(settings.bucket, key, state.version_id, state.size)
+            message = build_message(entry, source, bucket=settings.bucket, key=key, version_id=state.version_id,
+                                    size=state.size, rows=state.rows, harvested_at=state.harvested_at)
+            announce(s3, sqs, settings, message.to_body(), stored, state.rows)
+            log.info("%s: stored but never announced: message re-sent", entry.id)
+            return outcome(REANNOUNCED, rows=state.rows, size=state.size, version_id=state.version_id)
+        harvested_at = utc_now()
+        stored, rows = store_dataset(portal, s3, settings, entry.id, source, harvested_at, deadline)
+        message = build_message(entry, source, bucket=settings.bucket, key=key, version_id=stored.version_id,
+                                size=stored.size, rows=rows, harvested_at=harvested_at)
+        announce(s3, sqs, settings, message.to_body(), stored, rows)
+        log.info("%s: harvested %d rows, %d bytes", entry.id, rows, stored.size)
+        return outcome(HARVESTED, rows=rows, size=stored.size, version_id=stored.version_id)
+    except (PortalError, InvalidPage, DeadlineExceeded) as error:
+        reason = str(error)
+    except requests.RequestException as error:  # a body cut short, a timeout mid-page
+        reason = f"download broken: {type(error).__name__}: {error}"
+    except (ClientError, BotoCoreError) as error:
+        reason = f"AWS: {error}"
+    except Exception as error:  # noqa: BLE001 - one dataset must never stop the others
+        log.exception("%s: unexpected error", entry.id)
+        reason = f"unexpected: {type(error).__name__}: {error}"
+    log.error("%s: failed: %s", entry.id, reason)
+    return outcome(FAILED, reason=reason)
+
+
+# --- The job ------------------------------------------------------------------------------
+
+
+def run(settings: Settings, portal: PortalClient, s3: Any, sqs: Any) -> Summary:
+    """Harvest this task's datasets, `settings.concurrency` at a time."""
+    started = time.monotonic()
+    summary = Summary(shard_index=settings.shard_index, shard_count=settings.shard_count)
+    try:
+        entries, rejected = select(portal, settings)
+    except PortalError as error:
+        logger.error("the inventory could not be read: %s", error)
+        summary.outcomes.append(Outcome(settings.inventory_id, FAILED, "asset inventory",
+                                        reason=f"inventory: {error}"))
+        summary.seconds = time.monotonic() - started
+        return summary
+    for item in rejected:
+        logger.warning("inventory row rejected: %s", item.reason)
+    summary.outcomes += [Outcome(r.id, REJECTED, reason=r.reason) for r in rejected]
+    logger.info("%d datasets to harvest (shard %d of %d)", len(entries), settings.shard_index + 1,
+                settings.shard_count)
+    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dataset") as pool:
+        summary.outcomes += list(pool.map(lambda e: harvest_dataset(e, portal, s3, sqs, settings), entries))
+    summary.seconds = time.monotonic() - started
+    return summary

@@ -1,0 +1,97 @@
+"""Page validation and record counting, on bytes (no server)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from container.csv_pages import SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page, count_records
+from local.portal import encode_csv, generated_rows
+
+HEADER = ["id", "municipio", "valor", "nota", "cat", "fecha"]
+
+
+def page_bytes(rows: int, seed: int = 1) -> bytes:
+    return encode_csv(HEADER, generated_rows(rows, seed))[0]
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    return [data[i: i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 4096])
+def test_records_are_counted_not_lines_and_bytes_pass_through_unchanged(chunk_size):
+    data = page_bytes(50)
+    assert data.count(b"\n") > 51  # embedded newlines: more lines than records
+    out = bytearray()
+
+    page = copy_page(chunked(data, chunk_size), out.extend, expected_header=None)
+
+    assert page.records == 50
+    assert bytes(out) == data
+    assert page.header == data[: data.index(b"\n") + 1]
+
+
+def test_a_later_page_with_the_same_header_contributes_only_its_records():
+    first, later = page_bytes(3), page_bytes(4, seed=2)
+    header = first[: first.index(b"\n") + 1]
+    out = bytearray()
+
+    page = copy_page([later], out.extend, expected_header=header)
+
+    assert page.records == 4 and bytes(out) == later[len(header):]
+
+
+def test_a_header_only_page_has_no_records():
+    data = page_bytes(0)
+    assert copy_page([data], bytearray().extend, expected_header=None).records == 0
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"<!DOCTYPE html><html><body>Error</body></html>", "HTML page"),
+    (b"<html>\n<body>busy</body></html>\n", "HTML page"),
+    (b"", "empty"),
+    (b'"id","name"', "no complete CSV header"),
+    (b'"id","name"\n"1","ok"\n"2","cut', "truncated"),
+    (b'"id","name"\n"1","ok"\n"2","no newline"', "truncated"),
+    (b'"id","name"\n"1","ok","extra"\n', "3 fields"),
+    (b'"id","name"\n"1","\xff\xfe"\n', "not UTF-8"),
+    (b'"id","name"\n"1","a"b"\n', "not valid CSV"),
+])
+def test_a_page_that_is_not_the_csv_asked_for_is_rejected_with_a_reason(data, reason):
+    with pytest.raises(InvalidPage, match=reason):
+        copy_page(chunked(data, 5) or [b""], bytearray().extend, expected_header=None)
+
+
+def test_a_header_different_from_the_first_pages_is_rejected():
+    with pytest.raises(InvalidPage, match="header differs"):
+        copy_page([b'"id","other"\n"1","2"\n'], bytearray().extend, expected_header=b'"id","name"\n')
+
+
+def test_the_deadline_stops_a_download_between_chunks():
+    with pytest.raises(DeadlineExceeded):
+        copy_page(chunked(page_bytes(20), 64), bytearray().extend, expected_header=None, deadline=0.0)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, 1 << 20])
+def test_the_quote_parity_scan_counts_what_the_csv_module_counts(chunk_size):
+    data = page_bytes(300, seed=9)[len(page_bytes(0)):]
+    expected = sum(1 for _ in csv.reader(io.StringIO(data.decode(), newline="")))
+    total, in_quotes = 0, False
+    for chunk in chunked(data, chunk_size):
+        counted, in_quotes = count_records(chunk, in_quotes)
+        total += counted
+    assert (total, in_quotes) == (expected, False)
+
+
+def test_a_page_larger_than_the_sample_is_checked_on_its_first_records():
+    data = page_bytes(200)
+    header = data[: data.index(b"\n") + 1]
+    bad_early = header + b'"1","x"\n' + data[len(header):] * 80  # > SAMPLE_BYTES, a 2-field record first
+    assert len(bad_early) > SAMPLE_BYTES
+    with pytest.raises(InvalidPage, match="2 fields"):
+        copy_page(chunked(bad_early, 65536), bytearray().extend, expected_header=None)
+    good = header + data[len(header):] * 80
+    assert copy_page(chunked(good, 65536), bytearray().extend, expected_header=None).records == 200 * 80

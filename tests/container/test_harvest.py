@@ -1,0 +1,298 @@
+"""The harvest end to end against the local portal and moto: completeness, storage, messages,
+change detection, faults."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from contract import ObjectMetadata, ObjectTags, dataset_key
+from contract.messages import HarvestMessage
+from local.portal import Fault, generated_dataset, inventory_row
+from tests.container.conftest import BUCKET, PAGE
+
+
+def stored_rows(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def statuses(summary) -> dict[str, str]:
+    return {o.id: o.status for o in summary.outcomes}
+
+
+def reasons(summary) -> dict[str, str]:
+    return {o.id: o.reason for o in summary.outcomes}
+
+
+def test_every_row_of_every_dataset_is_stored_beyond_1000_rows_and_many_pages(settings, harvest, aws, portal, server):
+    summary = harvest(settings)
+
+    assert summary.exit_code == 0
+    assert set(statuses(summary).values()) == {"harvested"}
+    big = portal.datasets["big1-2345"]
+    assert big.row_count > 1000 and big.row_count > 3 * PAGE
+    for dataset in portal.datasets.values():
+        rows = stored_rows(aws.object(dataset_key(dataset.id)))
+        assert rows[0] == [c["fieldName"] for c in dataset.metadata["columns"]]  # one header
+        assert rows[1:] == dataset.rows()  # row for row, in order
+    # 1250 rows in pages of 400: four pages; 800 rows: two full pages and an empty one.
+    assert server.requests[("csv", "big1-2345")] == 4
+    assert server.requests[("csv", "even-0800")] == 3
+    assert all(params["$order"] == ":id" and params["$limit"] == str(PAGE)
+               for endpoint, _, params in server.log if endpoint == "csv")
+
+
+def test_stored_object_is_byte_identical_to_the_portal_csv_with_quotes_newlines_and_accents(
+        settings, harvest, aws, portal):
+    harvest(settings)
+
+    data = aws.object(dataset_key("big1-2345"))
+    assert data == portal.datasets["big1-2345"].data
+    text = data.decode()
+    assert '"Sede ""Bogotá"", línea' in text and "\nsegunda línea" in text and "niño/niña" in text and '""' in text
+
+
+def tags(aws, dataset_id: str) -> dict[str, str]:
+    tag_set = aws.s3.get_object_tagging(Bucket=BUCKET, Key=dataset_key(dataset_id))["TagSet"]
+    return {t["Key"]: t["Value"] for t in tag_set}
+
+
+def test_object_metadata_records_source_update_and_harvest_time_and_tags_the_rows(settings, harvest, aws, portal):
+    harvest(settings)
+
+    head = aws.s3.head_object(Bucket=BUCKET, Key=dataset_key("big1-2345"))
+    metadata = head["Metadata"]
+    assert metadata[ObjectMetadata.SOURCE_UPDATED_AT] == str(portal.datasets["big1-2345"].metadata["rowsUpdatedAt"])
+    assert metadata[ObjectMetadata.HARVESTED_AT].endswith("Z")
+    assert all(value.isascii() for value in metadata.values())
+    assert tags(aws, "big1-2345") == {ObjectTags.ROWS: "1250", ObjectTags.ANNOUNCED: ObjectTags.TRUE}
+
+
+def test_one_valid_message_per_stored_dataset_with_the_poc_keys_and_the_inventory_fields(
+        settings, harvest, aws, portal):
+    summary = harvest(settings)
+
+    messages = aws.messages()
+    assert sorted(m["ID"] for m in messages) == sorted(portal.datasets)
+    by_id = {m["ID"]: m for m in messages}
+    message = HarvestMessage.from_dict(by_id["big1-2345"])
+    row = next(r for r in portal.inventory if r["uid"] == "big1-2345")
+    head = aws.s3.head_object(Bucket=BUCKET, Key=dataset_key("big1-2345"))
+    assert (message.OWNER, message.NAME, message.EMAIL, message.CATEGORY) == (
+        row["owner"], row["name"], row["contact_email"], row["category"])
+    assert (message.bucket, message.key, message.version_id) == (BUCKET, "big1-2345/big1-2345.csv", head["VersionId"])
+    assert (message.size, message.rows) == (head["ContentLength"], 1250)
+    assert message.source_updated_at == portal.datasets["big1-2345"].metadata["rowsUpdatedAt"]
+    assert message.update_frequency == row["informacindedatos_frecuenciadeactualizacin"] == "Mensual"
+    assert message.declared_rows == 1250 and message.declared_columns == 6
+    assert [c.field_name for c in message.columns] == [c["fieldName"] for c in portal.datasets["big1-2345"].metadata["columns"]]
+    assert message.license and message.attribution and message.audience == "public" and message.visits == 10
+    assert {o.id: o.version_id for o in summary.outcomes}["big1-2345"] == head["VersionId"]
+
+
+def test_unchanged_datasets_are_skipped_on_a_rerun_without_downloading(settings, harvest, aws, server):
+    harvest(settings)
+    aws.messages()
+    csv_requests = sum(n for (endpoint, _), n in server.requests.items() if endpoint == "csv")
+
+    summary = harvest(settings)
+
+    assert set(statuses(summary).values()) == {"skipped"} and summary.exit_code == 0
+    assert sum(n for (endpoint, _), n in server.requests.items() if endpoint == "csv") == csv_requests
+    assert aws.messages() == []
+
+
+def test_a_dataset_updated_on_the_portal_is_harvested_again_and_force_harvests_all(settings, harvest, aws, portal):
+    harvest(settings)
+    aws.messages()
+    updated = generated_dataset("smal-0001", 60, rows_updated_at=1760000000)
+    portal.add(updated, inventory_row(updated))
+
+    summary = harvest(settings)
+
+    assert statuses(summary)["smal-0001"] == "harvested"
+    assert [s for i, s in statuses(summary).items() if i != "smal-0001"] == ["skipped"] * 3
+    assert aws.object(dataset_key("smal-0001")) == updated.data
+    assert [m["ID"] for m in aws.messages()] == ["smal-0001"]
+    assert set(statuses(harvest(settings, force=True)).values()) == {"harvested"}
+
+
+def test_a_stored_but_unannounced_dataset_is_announced_again_without_downloading(settings, harvest, aws, server):
+    harvest(settings)
+    first = {m["ID"]: m for m in aws.messages()}
+    # As if the job died between storing the object and sending its message.
+    aws.s3.put_object_tagging(Bucket=BUCKET, Key=dataset_key("big1-2345"),
+                              Tagging={"TagSet": [{"Key": ObjectTags.ROWS, "Value": "1250"}]})
+    csv_requests = server.requests[("csv", "big1-2345")]
+
+    summary = harvest(settings)
+
+    assert statuses(summary)["big1-2345"] == "re-announced"
+    assert server.requests[("csv", "big1-2345")] == csv_requests
+    [message] = aws.messages()
+    assert {k: v for k, v in message.items()} == first["big1-2345"]
+    assert tags(aws, "big1-2345")[ObjectTags.ANNOUNCED] == ObjectTags.TRUE
+    assert statuses(harvest(settings))["big1-2345"] == "skipped"
+
+
+def test_a_stored_object_without_its_row_count_is_harvested_again(settings, harvest, aws):
+    harvest(settings)
+    aws.s3.delete_object_tagging(Bucket=BUCKET, Key=dataset_key("smal-0001"))
+
+    assert statuses(harvest(settings))["smal-0001"] == "harvested"
+    assert tags(aws, "smal-0001")[ObjectTags.ROWS] == "37"
+
+
+def test_a_failed_message_send_leaves_the_dataset_unannounced_so_the_rerun_sends_it(settings, harvest, aws):
+    def refuse(**kwargs):
+        raise RuntimeError("SQS unavailable")
+
+    aws.sqs.meta.events.register("before-call.sqs.SendMessage", refuse)
+    summary = harvest(settings)
+    aws.sqs.meta.events.unregister("before-call.sqs.SendMessage", refuse)
+
+    assert set(statuses(summary).values()) == {"failed"} and summary.exit_code == 1
+    rerun = harvest(settings)
+    assert set(statuses(rerun).values()) == {"re-announced"} and rerun.exit_code == 0
+    assert len(aws.messages()) == 4
+
+
+def test_throttling_is_retried_honouring_retry_after(settings, harvest, aws, server, portal, sleeps):
+    server.faults.inject("big1-2345", Fault.throttle(retry_after=3, times=2))
+    server.faults.inject("smal-0001", Fault.throttle(retry_after=2, times=1, endpoint="metadata"))
+
+    summary = harvest(settings)
+
+    assert summary.exit_code == 0
+    assert aws.object(dataset_key("big1-2345")) == portal.datasets["big1-2345"].data
+    assert sorted(sleeps) == [2, 3, 3]
+
+
+def test_retry_after_is_capped_so_a_dataset_cannot_wait_forever(settings, harvest, server, sleeps):
+    server.faults.inject("smal-0001", Fault.throttle(retry_after=86400, times=1))
+
+    summary = harvest(settings, retry_after_max=4)
+
+    assert statuses(summary)["smal-0001"] == "harvested"
+    assert sleeps == [4]
+
+
+@pytest.mark.parametrize("fault", [Fault.error(500, times=2), Fault.error(503, times=1), Fault.error(202, times=2),
+                                   Fault.slow(3.0, times=1)], ids=["500", "503", "202", "read-timeout"])
+def test_transient_faults_are_retried_and_the_dataset_is_complete(settings, harvest, aws, server, portal, sleeps, fault):
+    server.faults.inject("big1-2345", fault)
+
+    summary = harvest(settings, http_timeout=1.0)
+
+    assert statuses(summary)["big1-2345"] == "harvested"
+    assert server.requests[("csv", "big1-2345")] == 4 + fault.times  # four pages, plus the retries
+    assert aws.object(dataset_key("big1-2345")) == portal.datasets["big1-2345"].data
+
+
+def test_retries_are_bounded_and_a_permanent_failure_fails_only_its_dataset(settings, harvest, aws, server, sleeps):
+    server.faults.inject("big1-2345", Fault.error(500))
+
+    summary = harvest(settings)
+
+    assert summary.exit_code == 1
+    assert statuses(summary) == {"big1-2345": "failed", "empt-0000": "harvested", "even-0800": "harvested",
+                                 "smal-0001": "harvested"}
+    assert "HTTP 500" in reasons(summary)["big1-2345"]
+    assert server.requests[("csv", "big1-2345")] == settings.http_retries + 1
+    assert len(sleeps) == settings.http_retries - 1  # urllib3 retries once at once, then backs off
+    assert sleeps == sorted(sleeps)  # exponential
+    assert dataset_key("big1-2345") not in aws.keys()
+    assert sorted(m["ID"] for m in aws.messages()) == ["empt-0000", "even-0800", "smal-0001"]
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    (Fault.html(times=1), "HTML page"),
+    (Fault.html(times=1, endpoint="metadata"), "metadata"),
+    (Fault.header_change(), "header differs"),
+    (Fault.truncated(min_offset=PAGE, declare_length=False), "last record is incomplete"),
+    (Fault.truncated(min_offset=2 * PAGE), "download broken"),
+], ids=["html-page", "html-metadata", "header-change", "truncated-no-length", "truncated-short-read"])
+def test_a_wrong_answer_fails_the_dataset_with_a_clear_reason_and_stores_nothing(
+        settings, harvest, aws, server, fault, reason):
+    server.faults.inject("big1-2345", fault)
+
+    summary = harvest(settings)
+
+    assert statuses(summary)["big1-2345"] == "failed"
+    assert reason in reasons(summary)["big1-2345"]
+    assert dataset_key("big1-2345") not in aws.keys()
+    assert "big1-2345" not in [m["ID"] for m in aws.messages()]
+    assert [s for i, s in statuses(summary).items() if i != "big1-2345"] == ["harvested"] * 3
+
+
+def test_a_failure_after_parts_were_uploaded_aborts_the_multipart_upload(settings, harvest, aws, portal, server):
+    large = generated_dataset("larg-0001", 90000, seed=3)  # about 8 MB: parts go up before the end
+    portal.add(large, inventory_row(large))
+    server.faults.inject("larg-0001", Fault.truncated(min_offset=60000))
+    parts = []
+    aws.s3.meta.events.register("before-call.s3.UploadPart", lambda **kwargs: parts.append(1))
+
+    summary = harvest(settings, page_size=30000, dataset_ids=("larg-0001",))
+
+    assert statuses(summary) == {"larg-0001": "failed"}
+    assert parts, "the failure must come after at least one uploaded part"
+    assert aws.keys() == [] and aws.pending_uploads() == []
+    assert aws.messages() == []
+
+
+def test_a_dataset_larger_than_a_part_is_stored_by_multipart_upload_intact(settings, harvest, aws, portal):
+    large = generated_dataset("larg-0002", 70000, seed=5)
+    portal.add(large, inventory_row(large))
+
+    summary = harvest(settings, page_size=25000, dataset_ids=("larg-0002",))
+
+    assert statuses(summary) == {"larg-0002": "harvested"}
+    assert len(large.data) > settings.part_size
+    assert aws.object(dataset_key("larg-0002")) == large.data
+    assert tags(aws, "larg-0002") == {ObjectTags.ROWS: "70000", ObjectTags.ANNOUNCED: ObjectTags.TRUE}
+    assert aws.pending_uploads() == []
+
+
+def test_the_deadline_fails_a_dataset_that_takes_too_long(settings, harvest, server, aws):
+    server.faults.inject("big1-2345", Fault.slow(0.4, times=None))
+
+    summary = harvest(settings, dataset_timeout=0.5, http_timeout=2.0, dataset_ids=("big1-2345",))
+
+    assert statuses(summary) == {"big1-2345": "failed"}
+    assert "deadline" in reasons(summary)["big1-2345"]
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_concurrency_is_bounded_by_the_setting(settings, harvest, server):
+    for dataset_id in ("big1-2345", "even-0800", "smal-0001", "empt-0000"):
+        server.faults.inject(dataset_id, Fault.slow(0.2, times=1))
+
+    harvest(settings, concurrency=2)
+
+    assert server.peak_in_flight == 2
+
+
+def test_the_inventory_unreachable_fails_the_job(settings, harvest, server, sleeps):
+    server.faults.inject("uzcf-b9dh", Fault.error(503, endpoint="json"))
+
+    summary = harvest(settings)
+
+    assert summary.exit_code == 1
+    assert statuses(summary) == {"uzcf-b9dh": "failed"}
+
+
+def test_the_app_token_is_sent_to_the_portal(settings, harvest, server):
+    harvest(settings, app_token="token-123")
+
+    assert server.app_tokens == {"token-123"}
+
+
+def test_local_portal_traffic_is_not_intercepted_by_the_in_process_aws_mock(server, aws):
+    import requests
+
+    response = requests.get(f"{server.url}/api/views/smal-0001.json", timeout=5)
+
+    assert response.json()["id"] == "smal-0001"
+    assert server.requests[("metadata", "smal-0001")] == 1

@@ -1,0 +1,59 @@
+"""The harvester image's build files: lint-clean, non-root, pinned, and in step with the code."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "container" / "Dockerfile"
+IMAGE_REQUIREMENTS = ROOT / "container" / "requirements.txt"
+
+
+def pins(path: Path) -> dict[str, str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return dict(line.lower().split("==") for line in lines if line and not line.startswith("-r"))
+
+
+def test_hadolint_finds_nothing():
+    hadolint = Path(sys.executable).parent / "hadolint"
+    done = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_the_image_runs_as_a_non_root_user_from_a_pinned_slim_base():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.\d+\.\d+-slim-bookworm", text, re.M)
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert 'CMD ["python3", "/workspace/container/main.py"]' in text and "WORKDIR /workspace" in text
+
+
+def test_image_requirements_are_pinned_and_match_the_tested_versions():
+    image, tested = pins(IMAGE_REQUIREMENTS), pins(ROOT / "requirements.txt")
+    assert all(re.fullmatch(r"[\w.]+", version) for version in image.values())
+    for name in ("sodapy", "requests", "urllib3", "boto3"):
+        assert image[name] == tested[name]
+
+
+def test_the_image_holds_every_third_party_module_the_job_imports():
+    provided = {"sodapy", "requests", "urllib3", "boto3", "botocore"}
+    local = {"container", "contract"}
+    imported = set()
+    for source in (ROOT / "container").glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - local - {"__future__"}
+    assert third_party <= provided, third_party - provided
+
+
+def test_the_build_context_is_a_whitelist_of_the_jobs_code():
+    lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    assert set(lines[1:]) == {"!container/*.py", "!container/requirements.txt", "!contract/*.py"}

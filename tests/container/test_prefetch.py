@@ -1,0 +1,42 @@
+"""The read-ahead iterator: order, bounded read-ahead, errors in place, early close."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from container.prefetch import prefetched
+
+
+def test_chunks_come_out_in_order():
+    assert list(prefetched(iter([b"a", b"b", b"c"] * 100), depth=2)) == [b"a", b"b", b"c"] * 100
+
+
+def test_a_reader_error_is_raised_after_the_chunks_before_it():
+    def source():
+        yield b"1"
+        yield b"2"
+        raise ConnectionError("cut")
+
+    got = []
+    with pytest.raises(ConnectionError, match="cut"):
+        for chunk in prefetched(source()):
+            got.append(chunk)
+    assert got == [b"1", b"2"]
+
+
+def test_closing_early_stops_the_reader_within_its_read_ahead():
+    read = []
+    release = threading.Event()
+
+    def source():
+        for i in range(1000):
+            read.append(i)
+            yield bytes([i % 256])
+
+    stream = prefetched(source(), depth=3)
+    next(stream)
+    stream.close()
+    release.set()
+    assert len(read) <= 1 + 3 + 2  # the consumed one, the queue, one blocked in put, one in hand

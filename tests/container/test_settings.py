@@ -1,0 +1,67 @@
+"""Settings from the environment: defaults, validation, and agreement with the stack config."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import PipelineConfig
+from container.settings import MIB, SettingError, load_settings
+from contract import JobDefaults, JobEnv
+
+BASE = {JobEnv.BUCKET: "b", JobEnv.QUEUE_URL: "https://sqs/q"}
+
+
+def test_defaults_are_the_pocs():
+    settings = load_settings(BASE)
+    assert (settings.domain, settings.inventory_id, settings.dataset_limit, settings.concurrency) == (
+        "www.datos.gov.co", "uzcf-b9dh", 100, 4)
+    assert settings.shard_count == 1 and settings.shard_index == 0 and not settings.force
+    assert settings.dataset_ids == () and settings.app_token is None and settings.part_size == 8 * MIB
+
+
+def test_job_defaults_equal_the_stack_defaults():
+    config = PipelineConfig()
+    assert (JobDefaults.SODA_DOMAIN, JobDefaults.INVENTORY_ID, JobDefaults.DATASET_LIMIT,
+            JobDefaults.HARVEST_CONCURRENCY, JobDefaults.SHARD_COUNT) == (
+        config.portal_domain, config.inventory_id, config.dataset_limit, config.harvest_concurrency, config.shards)
+
+
+def test_every_variable_is_read():
+    settings = load_settings({**BASE, JobEnv.SODA_DOMAIN: "http://127.0.0.1:8081", JobEnv.SODA_APP_TOKEN: "t",
+                              JobEnv.INVENTORY_ID: "abcd-1234", JobEnv.DATASET_LIMIT: "0",
+                              JobEnv.DATASET_IDS: "gt2j-8ykr, jbjy-vk9h,gt2j-8ykr", JobEnv.HARVEST_CONCURRENCY: "8",
+                              JobEnv.SHARD_COUNT: "4", JobEnv.ARRAY_INDEX: "3", JobEnv.FORCE: "true",
+                              JobEnv.PAGE_SIZE: "1000", JobEnv.HTTP_TIMEOUT: "5", JobEnv.HTTP_RETRIES: "2",
+                              JobEnv.RETRY_AFTER_MAX: "10", JobEnv.DATASET_TIMEOUT: "60", JobEnv.PART_SIZE_MIB: "16"})
+    assert settings.domain == "http://127.0.0.1:8081" and settings.app_token == "t"
+    assert settings.dataset_ids == ("gt2j-8ykr", "jbjy-vk9h") and settings.dataset_limit == 0
+    assert (settings.shard_count, settings.shard_index, settings.force) == (4, 3, True)
+    assert (settings.page_size, settings.http_timeout, settings.http_retries) == (1000, 5.0, 2)
+    assert (settings.retry_after_max, settings.dataset_timeout, settings.part_size) == (10.0, 60.0, 16 * MIB)
+
+
+@pytest.mark.parametrize(("env", "name"), [
+    ({JobEnv.QUEUE_URL: "q"}, JobEnv.BUCKET),
+    ({JobEnv.BUCKET: "b"}, JobEnv.QUEUE_URL),
+    ({**BASE, JobEnv.DATASET_LIMIT: "-1"}, JobEnv.DATASET_LIMIT),
+    ({**BASE, JobEnv.DATASET_LIMIT: "many"}, JobEnv.DATASET_LIMIT),
+    ({**BASE, JobEnv.HARVEST_CONCURRENCY: "0"}, JobEnv.HARVEST_CONCURRENCY),
+    ({**BASE, JobEnv.DATASET_IDS: "gt2j-8ykr,8ffd-q6x9:0"}, JobEnv.DATASET_IDS),
+    ({**BASE, JobEnv.DATASET_IDS: "../x"}, JobEnv.DATASET_IDS),
+    ({**BASE, JobEnv.INVENTORY_ID: "inventory"}, JobEnv.INVENTORY_ID),
+    ({**BASE, JobEnv.SODA_DOMAIN: "http://host/path/"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SHARD_COUNT: "3"}, JobEnv.ARRAY_INDEX),
+    ({**BASE, JobEnv.SHARD_COUNT: "3", JobEnv.ARRAY_INDEX: "3"}, JobEnv.ARRAY_INDEX),
+    ({**BASE, JobEnv.SHARD_COUNT: "0"}, JobEnv.SHARD_COUNT),
+    ({**BASE, JobEnv.FORCE: "maybe"}, JobEnv.FORCE),
+    ({**BASE, JobEnv.PAGE_SIZE: "50001"}, JobEnv.PAGE_SIZE),
+    ({**BASE, JobEnv.PART_SIZE_MIB: "4"}, JobEnv.PART_SIZE_MIB),
+    ({**BASE, JobEnv.HTTP_TIMEOUT: "0"}, JobEnv.HTTP_TIMEOUT),
+])
+def test_a_missing_or_invalid_setting_is_named(env, name):
+    with pytest.raises(SettingError, match=f"^{name} "):
+        load_settings(env)
+
+
+def test_the_array_index_is_ignored_without_shards():
+    assert load_settings({**BASE, JobEnv.ARRAY_INDEX: "5"}).shard_index == 0

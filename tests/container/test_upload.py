@@ -1,0 +1,67 @@
+"""The streamed S3 upload against moto: multipart, single put, and abort on failure."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from container.upload import StreamingUpload
+from tests.container.conftest import BUCKET
+
+MIB = 1024 * 1024
+
+
+def test_bytes_written_in_small_pieces_arrive_as_one_object_tagged_at_the_end(aws):
+    data = os.urandom(11 * MIB + 123)
+    calls = []
+    aws.s3.meta.events.register("before-call.s3.UploadPart", lambda **kwargs: calls.append(1))
+
+    with StreamingUpload(aws.s3, BUCKET, "k/k.csv", part_size=5 * MIB, metadata={"a": "1"}) as upload:
+        for i in range(0, len(data), 100_000):
+            upload.write(data[i: i + 100_000])
+        stored = upload.complete({"rows": "7"})
+
+    assert len(calls) == 3  # 5 MiB + 5 MiB + the rest
+    assert aws.object("k/k.csv") == data and stored.size == len(data)
+    head = aws.s3.head_object(Bucket=BUCKET, Key="k/k.csv")
+    assert head["Metadata"] == {"a": "1"} and head["VersionId"] == stored.version_id
+    assert aws.s3.get_object_tagging(Bucket=BUCKET, Key="k/k.csv")["TagSet"] == [{"Key": "rows", "Value": "7"}]
+    assert aws.pending_uploads() == []
+
+
+def test_an_object_smaller_than_a_part_is_stored_with_one_put(aws):
+    calls = []
+    aws.s3.meta.events.register("before-call.s3.CreateMultipartUpload", lambda **kwargs: calls.append(1))
+
+    with StreamingUpload(aws.s3, BUCKET, "s/s.csv", part_size=5 * MIB, metadata={"a": "1"}) as upload:
+        upload.write(b"header\n")
+        upload.complete({"rows": "0"})
+
+    assert calls == [] and aws.object("s/s.csv") == b"header\n"
+    assert aws.s3.head_object(Bucket=BUCKET, Key="s/s.csv")["Metadata"] == {"a": "1"}
+    assert aws.s3.get_object_tagging(Bucket=BUCKET, Key="s/s.csv")["TagSet"] == [{"Key": "rows", "Value": "0"}]
+
+
+def test_a_failure_while_writing_aborts_the_upload_leaving_no_object_and_no_parts(aws):
+    with pytest.raises(RuntimeError, match="source broke"):
+        with StreamingUpload(aws.s3, BUCKET, "f/f.csv", part_size=5 * MIB, metadata={}) as upload:
+            upload.write(os.urandom(12 * MIB))
+            raise RuntimeError("source broke")
+
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_a_failed_part_upload_surfaces_and_aborts(aws):
+    def reject(params, **kwargs):
+        if params.get("PartNumber") == 2:
+            raise ConnectionError("S3 unreachable")
+
+    aws.s3.meta.events.register("before-parameter-build.s3.UploadPart", reject)
+    with pytest.raises(ConnectionError):
+        with StreamingUpload(aws.s3, BUCKET, "p/p.csv", part_size=5 * MIB, metadata={}, max_in_flight=1) as upload:
+            for _ in range(4):
+                upload.write(os.urandom(5 * MIB))
+            upload.complete({})
+
+    assert aws.keys() == [] and aws.pending_uploads() == []
