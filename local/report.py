@@ -1,0 +1,78 @@
+"""The demo's results: one outcome per dataset, a terminal table and a self-contained HTML report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from rich.table import Table as RichTable
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass
+class DatasetOutcome:
+    """Everything the pipeline produced for one dataset, and what went wrong."""
+
+    id: str
+    name: str = ""
+    harvest: str = ""  # harvested, skipped, re-announced or failed
+    rows: int | None = None
+    size: int | None = None
+    sha256: str = ""
+    score: float | None = None
+    criteria: dict[str, float] = field(default_factory=dict)
+    error_codes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def terminal_table(outcomes: list[DatasetOutcome]) -> RichTable:
+    table = RichTable(title="ARTI4207 pipeline: one row per selected dataset", title_justify="left")
+    for column, justify in (("dataset", "left"), ("name", "left"), ("rows", "right"), ("size", "right"),
+                            ("sha256", "left"), ("quality", "right"), ("failures", "left")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.id,
+            (outcome.name[:40] + "…") if len(outcome.name) > 41 else outcome.name,
+            "-" if outcome.rows is None else f"{outcome.rows:,}",
+            human_size(outcome.size),
+            outcome.sha256[:12] or "-",
+            "-" if outcome.score is None else f"{outcome.score:.1f}/10",
+            "; ".join(outcome.failures) or ("[green]none[/green]"),
+        )
+    return table
+
+
+def write_html(outcomes: list[DatasetOutcome], path: Path, *, portal: str, endpoint: str,
+               rejected: list[dict] = ()) -> Path:
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    environment.filters["human_size"] = human_size
+    html = environment.get_template("report.html.j2").render(
+        outcomes=outcomes,
+        portal=portal,
+        endpoint=endpoint,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        failed=sum(not o.ok for o in outcomes),
+        rejected=list(rejected),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,153 @@
+"""The demo end to end: portal snapshot -> harvester subprocess -> SQS -> metadata -> SNS -> criteria."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+from rich.console import Console
+
+from components.config import PipelineConfig
+from contract import JobEnv, criteria_key, dataset_key
+from local.demo import DemoOptions, main, run_pipeline
+from local.emulator import LocalAws
+from local.portal import Fault, PortalServer, load_snapshot
+from tests.local.browser import find_or_install_chromium, render_dom
+
+QUIET = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115 - lives as long as the tests
+
+
+def _items(aws: LocalAws) -> list[dict]:
+    deserialize = TypeDeserializer().deserialize
+    scan = aws.client("dynamodb").scan(TableName=aws.resources.table)["Items"]
+    return [{k: deserialize(v) for k, v in item.items()} for item in scan]
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory):
+    """One demo run on the bundled snapshot, its emulator left up for the assertions."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    portal = load_snapshot()
+    out = tmp_path_factory.mktemp("demo")
+    with LocalAws(PipelineConfig.from_stack_file("dev")) as aws, PortalServer(portal) as server:
+        result = run_pipeline(aws, server.url, DemoOptions(out=out), QUIET)
+        yield aws, portal, result
+
+
+def test_every_selected_dataset_is_stored_byte_identical_to_the_portal(snapshot_run):
+    aws, portal, result = snapshot_run
+    s3 = aws.client("s3")
+    selected = [o.id for o in result.outcomes]
+    assert selected, "the snapshot selects datasets"
+    assert set(selected) <= set(portal.datasets)
+    for dataset_id in selected:
+        stored = s3.get_object(Bucket=aws.resources.bucket, Key=dataset_key(dataset_id))["Body"].read()
+        assert stored == portal.datasets[dataset_id].data, dataset_id
+
+
+def test_one_item_per_dataset_whose_hash_is_the_sha256_of_the_stored_object(snapshot_run):
+    aws, _portal, result = snapshot_run
+    s3 = aws.client("s3")
+    items = _items(aws)
+    assert sorted(i["ID"] for i in items) == sorted(o.id for o in result.outcomes)
+    for item in items:
+        stored = s3.get_object(Bucket=aws.resources.bucket, Key=dataset_key(item["ID"]))["Body"].read()
+        assert item["HASH"] == hashlib.sha256(stored).hexdigest()
+
+
+def test_one_quality_report_per_dataset_and_empty_dead_letter_queues(snapshot_run):
+    aws, _portal, result = snapshot_run
+    s3 = aws.client("s3")
+    for outcome in result.outcomes:
+        report = json.loads(s3.get_object(Bucket=aws.resources.bucket,
+                                          Key=criteria_key(outcome.id))["Body"].read())
+        assert 0 <= outcome.score <= 10
+        assert outcome.score == pytest.approx(float(report["score"]), abs=0.01)
+        assert outcome.criteria
+    assert result.metadata_dead_letters == [] and result.criteria_dead_letters == []
+    assert result.harvest_exit_code == 0
+    assert result.ok
+
+
+def test_the_report_names_every_dataset(snapshot_run):
+    _aws, _portal, result = snapshot_run
+    html = result.report.read_text(encoding="utf-8")
+    for outcome in result.outcomes:
+        assert f'id="{outcome.id}"' in html
+        assert outcome.name and outcome.name.replace("&", "&amp;") in html
+
+
+@pytest.mark.browser
+def test_the_report_renders_in_headless_chromium_with_the_dataset_names(snapshot_run):
+    chromium, why = find_or_install_chromium()
+    if chromium is None:
+        pytest.skip(f"no headless browser: {why}")
+    _aws, _portal, result = snapshot_run
+    dom = render_dom(chromium, result.report)
+    assert "ARTI4207 pipeline report" in dom
+    for outcome in result.outcomes:
+        assert outcome.name.replace("&", "&amp;") in dom
+    # The bars are laid out with their scores as widths.
+    assert dom.count('class="bar-row"') >= len(result.outcomes)
+
+
+def test_faults_end_to_end_and_a_rerun_only_harvests_what_is_missing(tmp_path):
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    portal = load_snapshot()
+    config = PipelineConfig.from_stack_file("dev")
+    with LocalAws(config) as aws, PortalServer(portal) as server:
+        ids = sorted(portal.datasets)
+        transient, permanent = ids[0], ids[1]
+        server.faults.inject(transient, Fault.error(503, times=2))
+        server.faults.inject(permanent, Fault.error(500))
+        # A poison message: not the harvester's contract, so the metadata Lambda fails it every time.
+        aws.client("sqs").send_message(QueueUrl=aws.resources.queue_url, MessageBody='{"ID": "../etc"}')
+
+        # Two retries are enough for the transient fault and keep the permanent one quick.
+        retries = ((JobEnv.HTTP_RETRIES, "2"),)
+        first = run_pipeline(aws, server.url, DemoOptions(out=tmp_path / "first", extra_job_env=retries), QUIET)
+
+        by_id = {o.id: o for o in first.outcomes}
+        assert first.harvest_exit_code == 1
+        assert by_id[transient].ok and by_id[transient].sha256
+        assert server.requests[("csv", transient)] >= 3  # two 503s, then served
+        assert not by_id[permanent].ok
+        assert any("harvest failed" in f for f in by_id[permanent].failures)
+        others = [o for o in first.outcomes if o.id not in (permanent, "../etc")]
+        assert others and all(o.ok for o in others)
+        assert len(first.metadata_dead_letters) == 1
+        dead = first.metadata_dead_letters[0]
+        assert dead["Body"] == '{"ID": "../etc"}'
+        assert int(dead["Attributes"]["ApproximateReceiveCount"]) >= config.max_receive_count
+        assert not first.ok
+
+        server.faults.clear()
+        stored_before = {o.id: o.sha256 for o in others}
+        csv_requests_before = {i: server.requests[("csv", i)] for i in ids}
+        second = run_pipeline(aws, server.url, DemoOptions(out=tmp_path / "second", extra_job_env=retries), QUIET)
+
+        assert second.harvest_exit_code == 0
+        # Only the dataset that failed was downloaded again.
+        downloaded = [i for i in ids if server.requests[("csv", i)] > csv_requests_before[i]]
+        assert downloaded == [permanent]
+        by_id = {o.id: o for o in second.outcomes}
+        assert by_id[permanent].ok and by_id[permanent].sha256
+        assert {i: by_id[i].sha256 for i in stored_before} == stored_before
+        assert sorted(i["ID"] for i in _items(aws)) == sorted(o.id for o in first.outcomes if o.id != "../etc")
+
+
+def test_main_rejects_bad_arguments_with_a_clear_message(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ids", "gt2j-8ykr,../x"])
+    assert exit_info.value.code == 2
+    assert "not Socrata dataset ids: ../x" in capsys.readouterr().err
+
+
+def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
+    from local.demo import SNAPSHOT
+
+    assert Path(SNAPSHOT, "README.md").exists()
