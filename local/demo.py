@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,17 +115,32 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
         env[JobEnv.DATASET_IDS] = ",".join(options.ids)
     env.update(dict(options.extra_job_env))
     summary: dict = {}
-    with log_path.open("w", encoding="utf-8") as log, console.status("harvesting (Batch job) ..."):
+    with log_path.open("w", encoding="utf-8") as log, _progress(console) as progress:
+        task = progress.add_task("harvester (Batch job)", total=None)
         process = subprocess.Popen([sys.executable, str(HARVESTER)], env=env, cwd=ROOT,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
-            parsed = parse_summary_line(line)
-            if parsed is not None:
+            if match := SELECTED_LINE.search(line):
+                progress.update(task, total=int(match.group(1)))
+            elif DONE_LINE.search(line):
+                progress.advance(task)
+            elif (parsed := parse_summary_line(line)) is not None:
                 summary = parsed
         exit_code = process.wait()
     return exit_code, summary
+
+
+# The harvester's log lines (container/harvest.py) that move the progress bar; the outcome itself
+# is read from the summary line, so a change of wording only stills the bar.
+SELECTED_LINE = re.compile(r" (\d+) datasets to harvest")
+DONE_LINE = re.compile(r" [a-z0-9]{4}-[a-z0-9]{4}: (harvested|unchanged|stored but never announced|failed)")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console)
 
 
 def parse_summary_line(line: str) -> dict | None:
@@ -142,13 +158,13 @@ def parse_summary_line(line: str) -> dict | None:
 def deliver(mapping: SqsEventSourceMapping | SnsAsyncInvoker, label: str, total: int,
             console: Console) -> list[Invocation]:
     invocations = []
-    with Progress(SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        task = progress.add_task(label, total=max(total, 1))
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=total or None)
         for invocation in mapping.drain():
             invocations.append(invocation)
             progress.advance(task, len(invocation.record_ids) - len(invocation.failed_ids))
-        progress.update(task, total=max(progress.tasks[0].completed, 1))
+        done = progress.tasks[0].completed
+        progress.update(task, total=done, completed=done)
     return invocations
 
 

@@ -45,18 +45,21 @@ def human_size(size: int | None) -> str:
 
 def terminal_table(outcomes: list[DatasetOutcome]) -> RichTable:
     table = RichTable(title="ARTI4207 pipeline: one row per selected dataset", title_justify="left")
-    for column, justify in (("dataset", "left"), ("name", "left"), ("rows", "right"), ("size", "right"),
-                            ("sha256", "left"), ("quality", "right"), ("failures", "left")):
-        table.add_column(column, justify=justify, overflow="fold")
+    # Figures never wrap; the name is cut short first, then the failures wrap.
+    for column, justify, width in (("dataset", "left", 9), ("rows", "right", 5), ("size", "right", 8),
+                                   ("sha256", "left", 12), ("quality", "right", 7)):
+        table.add_column(column, justify=justify, no_wrap=True, min_width=width)
+    table.add_column("name", max_width=40)
+    table.add_column("failures", overflow="fold")
     for outcome in outcomes:
         table.add_row(
             outcome.id,
-            (outcome.name[:40] + "…") if len(outcome.name) > 41 else outcome.name,
             "-" if outcome.rows is None else f"{outcome.rows:,}",
             human_size(outcome.size),
             outcome.sha256[:12] or "-",
             "-" if outcome.score is None else f"{outcome.score:.1f}/10",
-            "; ".join(outcome.failures) or ("[green]none[/green]"),
+            outcome.name,
+            "; ".join(outcome.failures) or "[green]none[/green]",
         )
     return table
 
