@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(VENV)/bin/hadolint container/Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/zizmor --offline --no-progress .github/workflows
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

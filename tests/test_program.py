@@ -39,7 +39,7 @@ def everything() -> Deployment:
 
 
 def test_program_exports_every_output_with_real_looking_values(dev):
-    prefix = f"arn:aws"
+    prefix = "arn:aws"
     assert dev.exports == {
         "bucket": "arti4207-poc-2023",
         "queueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-SQS",

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from contract import Item, criteria_key
-from contract.messages import DatasetNotification
+from contract.messages import DatasetNotification, InvalidMessage
 from handlers import criteria, metadata
 from tests.handlers.conftest import BUCKET, Context, logged, sns_event, sqs_event, sqs_record, harvest_message
 
@@ -51,7 +51,7 @@ def test_result_is_stored_on_the_item_and_next_to_the_data(aws):
 
 
 def test_malformed_notification_is_logged_and_raised_for_the_on_failure_destination(aws, caplog):
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(InvalidMessage) as raised:
         criteria.handler(sns_event('{"ID": "gt2j-8ykr"}'), Context())
     assert "HASH is not a SHA-256" in str(raised.value)
     assert "ERROR Malformed notification" in logged(caplog)
@@ -62,7 +62,7 @@ def test_notification_for_another_bucket_is_malformed(aws, caplog):
     event = notify(aws, GOOD)
     body = json.loads(event["Records"][0]["Sns"]["Message"])
     body["bucket"] = "another-bucket"
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidMessage, match="is not the configured bucket"):
         criteria.handler(sns_event(json.dumps(body)), Context())
     assert "is not the configured bucket" in logged(caplog)
 
