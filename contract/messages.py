@@ -20,6 +20,16 @@ class InvalidMessage(ValueError):
     """A message body that does not follow the contract."""
 
 
+def _json_object(body: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise InvalidMessage(f"body is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("body is not a JSON object")
+    return data
+
+
 @dataclass(frozen=True)
 class Column:
     """One column as the portal's metadata declares it (`/api/views/{id}.json` `columns[]`)."""
@@ -68,13 +78,7 @@ class HarvestMessage:
 
     @classmethod
     def from_body(cls, body: str) -> HarvestMessage:
-        try:
-            data = json.loads(body)
-        except (TypeError, json.JSONDecodeError) as error:
-            raise InvalidMessage(f"body is not JSON: {error}") from None
-        if not isinstance(data, dict):
-            raise InvalidMessage("body is not a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(_json_object(body))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HarvestMessage:
@@ -126,12 +130,7 @@ class DatasetNotification:
 
     @classmethod
     def from_body(cls, body: str) -> DatasetNotification:
-        try:
-            data = json.loads(body)
-        except (TypeError, json.JSONDecodeError) as error:
-            raise InvalidMessage(f"body is not JSON: {error}") from None
-        if not isinstance(data, dict):
-            raise InvalidMessage("body is not a JSON object")
+        data = _json_object(body)
         digest = data.get("HASH")
         if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
             raise InvalidMessage(f"HASH is not a SHA-256 hex digest: {digest!r}")

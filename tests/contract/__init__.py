@@ -1,0 +1,1 @@
+"""Tests of the shared contract: names, keys and message validation."""

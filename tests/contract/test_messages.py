@@ -1,0 +1,71 @@
+"""The harvest message and the notification: what both sides of each queue agree on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contract import criteria_key, dataset_key, is_dataset_id
+from contract.messages import Column, DatasetNotification, HarvestMessage, InvalidMessage
+
+MESSAGE = HarvestMessage(
+    ID="gt2j-8ykr", OWNER="Instituto Nacional de Salud", NAME="Casos positivos", EMAIL="a@b.co",
+    CATEGORY="Salud", bucket="arti4207-poc-2023", key="gt2j-8ykr/gt2j-8ykr.csv", version_id="v1",
+    size=123, rows=4, harvested_at="2026-11-27T00:00:00+00:00", source_updated_at=1700000000,
+    update_frequency="Diaria", columns=(Column("Edad", "edad", "number", "años"),),
+)
+
+
+def test_a_message_survives_the_queue_unchanged():
+    assert HarvestMessage.from_body(MESSAGE.to_body()) == MESSAGE
+
+
+def test_accents_travel_as_text_not_escapes():
+    body = HarvestMessage(**{**MESSAGE.__dict__, "NAME": "Año de publicación ñ"}).to_body()
+    assert "Año de publicación ñ" in body
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("not json", "body is not JSON"),
+    ("[1, 2]", "body is not a JSON object"),
+    ('{"ID": "gt2j-8ykr"}', "missing keys: OWNER, NAME"),
+])
+def test_malformed_bodies_are_rejected_with_the_reason(body, reason):
+    with pytest.raises(InvalidMessage, match=reason):
+        HarvestMessage.from_body(body)
+
+
+@pytest.mark.parametrize("field, value, reason", [
+    ("ID", "8ffd-q6x9:0", "ID is not a Socrata dataset id"),
+    ("ID", "../etc", "ID is not a Socrata dataset id"),
+    ("bucket", "", "bucket must be a non-empty string"),
+    ("size", -1, "size must be a non-negative integer"),
+    ("rows", True, "rows must be a non-negative integer"),
+    ("columns", [{"nombre": "x"}], "columns:"),
+])
+def test_invalid_fields_are_rejected_with_the_field_named(field, value, reason):
+    data = {**json.loads(MESSAGE.to_body()), field: value}
+    with pytest.raises(InvalidMessage, match=reason):
+        HarvestMessage.from_dict(data)
+
+
+def test_the_notification_carries_the_harvest_message_and_the_hash():
+    notification = DatasetNotification(HASH="a" * 64, processed_at="2026-11-27T00:00:01+00:00", dataset=MESSAGE)
+    parsed = DatasetNotification.from_body(notification.to_body())
+    assert parsed == notification and parsed.ID == "gt2j-8ykr"
+    with pytest.raises(InvalidMessage, match="HASH is not a SHA-256"):
+        DatasetNotification.from_body(json.dumps({**json.loads(notification.to_body()), "HASH": "abc"}))
+
+
+@pytest.mark.parametrize("value", ["gt2j-8ykr", "uzcf-b9dh"])
+def test_four_by_four_ids_are_ids(value):
+    assert is_dataset_id(value)
+    assert dataset_key(value) == f"{value}/{value}.csv" and criteria_key(value) == f"{value}/criteria.json"
+
+
+@pytest.mark.parametrize("value", ["", "8ffd-q6x9:0", "../x", "GT2J-8YKR", "gt2j8ykr", None, "gt2j-8ykr/"])
+def test_anything_else_never_becomes_an_s3_key(value):
+    assert not is_dataset_id(value)
+    with pytest.raises(ValueError):
+        dataset_key(value)
