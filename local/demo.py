@@ -240,13 +240,17 @@ def load_handlers(config: PipelineConfig, resources: StackResources) -> tuple[An
 @contextlib.contextmanager
 def logs_to(path: Path, *modules: Any) -> Iterator[None]:
     """Powertools logs JSON to stdout: send it to a file, keep the terminal for progress."""
+    handlers = [module.logger.registered_handler for module in modules]
+    previous = [handler.stream for handler in handlers]
     with path.open("a", encoding="utf-8") as stream:
-        previous = [module.logger.registered_handler.setStream(stream) for module in modules]
+        # Assigned, not setStream(): that flushes the old stream, which a caller may have closed.
+        for handler in handlers:
+            handler.stream = stream
         try:
             yield
         finally:
-            for module, old in zip(modules, previous):
-                module.logger.registered_handler.setStream(old)
+            for handler, old in zip(handlers, previous):
+                handler.stream = old
 
 
 def drain_queue(sqs: Any, url: str) -> list[dict]:

@@ -151,3 +151,19 @@ def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
     from local.demo import SNAPSHOT
 
     assert Path(SNAPSHOT, "README.md").exists()
+
+
+def test_main_runs_the_demo_and_exits_0_with_the_report_path(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"Report: {tmp_path / 'report.html'}" in out
+    assert "All 2 datasets went through." in out
+    assert (tmp_path / "harvest.log").read_text().count(": harvested ") == 2
+
+
+def test_main_exits_1_naming_the_datasets_that_did_not_go_through(tmp_path, capsys, monkeypatch):
+    # A portal that answers nothing: every dataset fails in the harvester, and main says which.
+    monkeypatch.setenv(JobEnv.HTTP_RETRIES, "0")
+    assert main(["--out", str(tmp_path), "--ids", "gt2j-8ykr", "--portal", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert "did not go through" in err
