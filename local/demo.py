@@ -349,21 +349,25 @@ def _number(value: Any) -> float:
 def print_keep_instructions(aws: LocalAws, console: Console) -> None:
     endpoint, resources = aws.endpoint, aws.resources
     assert resources is not None
-    console.print(f"\nThe emulator keeps running at {endpoint} (Ctrl-C to stop). Look inside with:")
-    console.print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
-                  f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}", markup=False)
-    console.print(f"  aws s3 ls s3://{resources.bucket} --recursive", markup=False)
-    console.print(f"  aws dynamodb scan --table-name {resources.table}", markup=False)
-    console.print(f"  aws sqs receive-message --queue-url {resources.dead_letter_queue_url}", markup=False)
-    console.print(f"  aws sqs receive-message --queue-url {resources.criteria_dead_letter_queue_url}",
-                  markup=False)
+    lines = [
+        f"\nThe emulator keeps running at {endpoint} (Ctrl-C to stop). Look inside with:",
+        f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
+        f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}",
+        f"  aws s3 ls s3://{resources.bucket} --recursive",
+        f"  aws dynamodb scan --table-name {resources.table}",
+        f"  aws sqs receive-message --queue-url {resources.dead_letter_queue_url}",
+        f"  aws sqs receive-message --queue-url {resources.criteria_dead_letter_queue_url}",
+    ]
+    for line in lines:  # soft wrap: commands stay on one line, ready to paste
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def show(result: DemoResult) -> None:
     console = Console()
     console.print(terminal_table(result.outcomes))
     for entry in result.rejected:
-        console.print(f"not selected: {entry['id']}: {entry.get('reason', '')}", markup=False)
+        console.print(f"not selected: {entry['id']}: {entry.get('reason', '')}", markup=False,
+                      soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
