@@ -283,3 +283,15 @@ def test_submit_job_command_is_ready_to_paste_and_uses_array_size_only_when_shar
         f"--job-definition arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/ARTI4207-Job:1")
     assert submit_job_command("r", "q", "d", 8).endswith(" --array-properties size=8")
     assert "ArrayProperties" not in json.loads(submit_job_input("q", "d", 1))
+
+
+def test_the_job_definition_runs_what_the_image_holds_as_the_images_user():
+    import re
+
+    from components.config import ROOT
+
+    dockerfile = (ROOT / "container" / "Dockerfile").read_text()
+    (cmd,) = re.findall(r"^CMD (.+)$", dockerfile, re.M)
+    assert json.loads(cmd) == HARVESTER_COMMAND
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1] == RUN_AS_USER
+    assert "WORKDIR /workspace" in dockerfile and "COPY container/ container/" in dockerfile
