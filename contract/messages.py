@@ -16,6 +16,15 @@ from typing import Any
 from contract import is_dataset_id
 
 
+# SNS and SQS take 256 KiB; the notification adds a few fields to this message, so keep a margin.
+MAX_BODY_BYTES = 200_000
+_SHORT_TEXT = 200
+
+
+def _compact_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 class InvalidMessage(ValueError):
     """A message body that does not follow the contract."""
 
@@ -72,9 +81,21 @@ class HarvestMessage:
     api_endpoint: str = ""
     visits: int | None = None
     downloads: int | None = None
+    # True when descriptions or columns were shortened to fit MAX_BODY_BYTES.
+    truncated: bool = False
 
     def to_body(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, separators=(",", ":"))
+        """The JSON body, within MAX_BODY_BYTES: a very wide dataset's metadata is shortened
+        (descriptions first, then trailing columns) rather than failing the send."""
+        body = _compact_json(dataclasses.asdict(self))
+        if len(body.encode()) <= MAX_BODY_BYTES:
+            return body
+        short = dataclasses.replace(
+            self, truncated=True, description=self.description[:_SHORT_TEXT],
+            columns=tuple(dataclasses.replace(c, description=c.description[:_SHORT_TEXT]) for c in self.columns))
+        while len(body := _compact_json(dataclasses.asdict(short)).encode()) > MAX_BODY_BYTES and short.columns:
+            short = dataclasses.replace(short, columns=short.columns[: len(short.columns) * 3 // 4])
+        return body.decode()
 
     @classmethod
     def from_body(cls, body: str) -> HarvestMessage:
@@ -125,8 +146,8 @@ class DatasetNotification:
         return self.dataset.ID
 
     def to_body(self) -> str:
-        data = {**dataclasses.asdict(self.dataset), "HASH": self.HASH, "processed_at": self.processed_at}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        dataset = json.loads(self.dataset.to_body())  # the size-bounded form
+        return _compact_json({**dataset, "HASH": self.HASH, "processed_at": self.processed_at})
 
     @classmethod
     def from_body(cls, body: str) -> DatasetNotification:

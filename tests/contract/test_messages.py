@@ -69,3 +69,23 @@ def test_anything_else_never_becomes_an_s3_key(value):
     assert not is_dataset_id(value)
     with pytest.raises(ValueError):
         dataset_key(value)
+
+
+def test_a_very_wide_datasets_metadata_is_shortened_to_fit_a_message():
+    from contract.messages import MAX_BODY_BYTES
+
+    columns = tuple(Column(f"Columna {i}", f"columna_{i}", "text", "descripción " * 40) for i in range(3000))
+    wide = HarvestMessage(**{**MESSAGE.__dict__, "columns": columns, "description": "x" * 100_000})
+    body = wide.to_body()
+    parsed = HarvestMessage.from_body(body)
+
+    assert len(body.encode()) <= MAX_BODY_BYTES
+    assert parsed.truncated and len(parsed.description) == 200
+    assert 0 < len(parsed.columns) < 3000 and parsed.columns[0].name == "Columna 0"
+    assert parsed.ID == wide.ID and parsed.rows == wide.rows  # what identifies the data is intact
+    notification = DatasetNotification(HASH="b" * 64, processed_at="2026-11-27T00:00:01+00:00", dataset=wide)
+    assert len(notification.to_body().encode()) < 256 * 1024  # SNS's limit
+
+
+def test_an_ordinary_message_is_not_shortened():
+    assert not HarvestMessage.from_body(MESSAGE.to_body()).truncated
