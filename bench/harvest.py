@@ -4,9 +4,16 @@ its own process, stored into a moto S3 server in its own process.
 Measured, each in a fresh process: the real job (`container/main.py`, DATASET_IDS=that dataset)
 and the baseline, a raw streamed copy of the same bytes (`requests` stream of the whole CSV in one
 response into `boto3 upload_fileobj`). Throughput is the dataset's bytes over the time the process
-spent on that dataset (the job's own per-dataset `seconds`; the baseline's timed copy), so Python
-start-up and imports are excluded from both. Peak RSS is the measured process's own `ru_maxrss`
+spent on that dataset (the job's own per-dataset `seconds`; the baseline's timed copy). Both
+exclude the same things: Python start-up, imports and boto3 client creation (the job's clients
+and portal session are made once per job, before its datasets; the baseline's client before its
+clock starts); both include their first connections. The job's time also holds what the baseline
+does not do: the metadata request, one request per page, the checks of every page, the tags
+`rows` and `announced` and the SQS message. Peak RSS is the measured process's own `ru_maxrss`
 (os.wait4), so the servers' memory is not counted.
+
+Where the small dataset's time goes is shown by one extra traced run of each side (botocore
+event hooks and wrappers record each step; not part of the medians).
 """
 
 from __future__ import annotations
@@ -87,6 +94,97 @@ print(json.dumps({"seconds": seconds, "size": s3.head_object(Bucket=bucket, Key=
 """
 
 
+# The job, with each step of its one dataset timed. Wrappers and botocore hooks only record; a
+# stdout line {"steps": {label: [calls, ms, first start]}, "seconds": dataset seconds} comes
+# before the summary.
+TRACED_HARVESTER = r"""
+import contextlib, json, sys, threading, time
+from collections import defaultdict
+sys.argv = ["container/main.py"]
+import container.csv_pages as csv_pages, container.harvest as harvest, container.main as main
+from container.portal_client import PortalClient
+from container.upload import StreamingUpload
+steps = defaultdict(lambda: [0, 0.0, 0.0])  # calls, ms, first start (orders the table)
+def record(label, started):
+    step = steps[label]
+    step[0] += 1
+    step[1] += (time.perf_counter() - started) * 1000
+    step[2] = step[2] or started
+def timed(owner, name, label):
+    function = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            record(label, started)
+    setattr(owner, name, wrapper)
+timed(PortalClient, "metadata", "metadata request")
+timed(harvest, "copy_page", "page bodies: streamed, checked, into part buffers")
+timed(csv_pages, "check_sample", "  of which the strict csv check")
+timed(StreamingUpload, "complete", "complete: last parts, CompleteMultipartUpload, tag rows")
+timed(harvest, "announce", "announce: SendMessage, tag announced")
+csv_page = PortalClient.csv_page
+@contextlib.contextmanager
+def first_byte(self, *args, **kwargs):
+    started = time.perf_counter()
+    with csv_page(self, *args, **kwargs) as response:
+        record("page requests, to the first byte", started)
+        yield response
+PortalClient.csv_page = first_byte
+clients = main.aws_clients
+def traced_clients(settings):
+    made = clients(settings)
+    for client in made:
+        def before(context, **kwargs):
+            context["started"] = time.perf_counter()
+        def after(model, context, **kwargs):
+            if threading.current_thread().name.startswith("part"):
+                record(f"  {model.name} (part threads)", context["started"])
+            else:
+                record(f"  {model.name}", context["started"])
+        client.meta.events.register("before-call", before)
+        client.meta.events.register("after-call", after)
+    return made
+main.aws_clients = traced_clients
+run = harvest.run
+def traced_run(*args):
+    summary = run(*args)
+    print(json.dumps({"steps": steps, "seconds": summary.outcomes[-1].seconds}))
+    return summary
+main.run = traced_run
+main.main()
+"""
+
+# The baseline, traced the same way.
+TRACED_BASELINE = r"""
+import json, sys, time, threading
+from collections import defaultdict
+import boto3, requests
+url, bucket, key = sys.argv[1:4]
+steps = defaultdict(lambda: [0, 0.0, 0.0])  # calls, ms, first start (orders the table)
+s3 = boto3.client("s3")
+def before(context, **kwargs):
+    context["started"] = time.perf_counter()
+def after(model, context, **kwargs):
+    label = f"  {model.name}" + ("" if threading.current_thread() is threading.main_thread() else " (worker threads)")
+    step = steps[label]
+    step[0] += 1
+    step[1] += (time.perf_counter() - context["started"]) * 1000
+    step[2] = step[2] or context["started"]
+s3.meta.events.register("before-call", before)
+s3.meta.events.register("after-call", after)
+started = time.perf_counter()
+with requests.get(url, params={"$order": ":id", "$limit": "100000000"}, stream=True, timeout=60) as response:
+    steps["one request, to the first byte"] = [1, (time.perf_counter() - started) * 1000, started]
+    response.raise_for_status()
+    copy = time.perf_counter()
+    s3.upload_fileobj(response.raw, bucket, key)
+    steps["upload_fileobj: body read, parts, CompleteMultipartUpload"] = [1, (time.perf_counter() - copy) * 1000, copy]
+print(json.dumps({"steps": steps, "seconds": time.perf_counter() - started}))
+"""
+
+
 @dataclass
 class Measure:
     seconds: float
@@ -140,6 +238,15 @@ def _baseline(env: dict, portal_url: str, dataset_id: str) -> Measure:
     return Measure(result["seconds"], result["size"], rss)
 
 
+def _breakdown(env: dict, portal_url: str, dataset_id: str) -> tuple[dict, dict]:
+    """One traced run of each side: ({"steps": ..., "seconds": ...}, the same for the baseline)."""
+    harvester, _ = _measure([sys.executable, "-c", TRACED_HARVESTER], {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
+    baseline, _ = _measure([sys.executable, "-c", TRACED_BASELINE, f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
+                            f"baseline/{dataset_id}.csv"], env)
+    [steps] = [line for line in harvester.splitlines() if line.startswith('{"steps"')]
+    return json.loads(steps), json.loads(baseline)
+
+
 def run(quick: bool = False) -> str:
     import boto3
 
@@ -166,19 +273,30 @@ def run(quick: bool = False) -> str:
         for dataset_id in sizes:
             runs = [(_harvester(env, dataset_id), _baseline(env, portal_url, dataset_id)) for _ in range(repeats)]
             results[dataset_id] = (_median(r[0] for r in runs), _median(r[1] for r in runs))
+        small = next(iter(sizes))
+        breakdown = (small, *_breakdown(env, portal_url, small))
     finally:
         portal.terminate()
         moto.terminate()
         portal.join()
         moto.join()
-    return _report(results, quick)
+    return _report(results, quick, breakdown)
 
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def _report(results: dict[str, tuple[Measure, Measure]], quick: bool) -> str:
+def _steps_table(title: str, traced: dict) -> list[str]:
+    total = traced["seconds"] * 1000
+    lines = [f"| {title} | calls | ms | share |", "|---|---|---|---|"]
+    for label, (calls, ms, _) in sorted(traced["steps"].items(), key=lambda item: item[1][2]):
+        lines.append(f"| {label.replace('  ', '&nbsp;&nbsp;')} | {calls} | {ms:.0f} | {ms / total:.0%} |")
+    return [*lines, f"| **the dataset, end to end** | | **{total:.0f}** | |"]
+
+
+def _report(results: dict[str, tuple[Measure, Measure]], quick: bool,
+            breakdown: tuple[str, dict, dict]) -> str:
     lines = ["## Harvester: one dataset from the portal into S3 (issue 3)", "",
              "Local portal (`local/portal.py`) and moto S3 server each in their own process; pages of "
              f"50000 rows, 8 MiB parts, 2 in flight. Median of {1 if quick else REPEATS} alternating runs "
@@ -194,6 +312,13 @@ def _report(results: dict[str, tuple[Measure, Measure]], quick: bool) -> str:
     growth = large.rss_mib - small.rss_mib
     lines += ["", f"Harvester peak RSS growth from the small to the large dataset: {growth:+.1f} MiB "
               f"(goal < {GOAL_GROWTH_MIB}): {_verdict(growth < GOAL_GROWTH_MIB)}."]
+    dataset_id, harvester, baseline = breakdown
+    lines += ["", f"Where the time of {dataset_id} goes, one traced run of each (not part of the medians). Both "
+              "exclude process start-up, imports and client creation. The job's steps run one after the other "
+              "on its dataset thread (indented: inside the step above; part uploads and CreateMultipartUpload run "
+              "on part threads, overlapping the page bodies); the baseline does none of the metadata, page, "
+              "check, tag and message steps.", "",
+              *_steps_table("job step", harvester), "", *_steps_table("baseline step", baseline)]
     return "\n".join(lines)
 
 

@@ -51,7 +51,7 @@ class StreamingUpload:
         self._used = 0
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._buffers = 1
-        self._upload_id: str | None = None
+        self._created: Future | None = None  # CreateMultipartUpload's answer
         self._pool: ThreadPoolExecutor | None = None
         self._futures: list[Future] = []
         self._parts: list[dict] = []
@@ -91,19 +91,24 @@ class StreamingUpload:
                 return
 
     def _send_part(self, body: bytearray) -> None:
-        if self._upload_id is None:
-            self._upload_id = self._s3.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self._content_type, Metadata=self._metadata,
-                ChecksumAlgorithm=CHECKSUM,
-            )["UploadId"]
+        if self._created is None:
+            # CreateMultipartUpload runs on the pool, like the parts, so the caller goes on
+            # reading while it is in flight; each part waits for its UploadId.
             self._pool = ThreadPoolExecutor(self._max_in_flight, thread_name_prefix="part")
+            self._created = self._pool.submit(
+                self._s3.create_multipart_upload, Bucket=self.bucket, Key=self.key, ContentType=self._content_type,
+                Metadata=self._metadata, ChecksumAlgorithm=CHECKSUM)
         number = len(self._parts) + len(self._futures) + 1
         assert self._pool is not None
         self._futures.append(self._pool.submit(self._upload_part, number, body))
 
+    def _upload_id(self) -> str:
+        assert self._created is not None
+        return self._created.result()["UploadId"]
+
     def _upload_part(self, number: int, body: bytearray) -> dict:
         try:
-            response = self._s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+            response = self._s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id(),
                                             PartNumber=number, Body=body, ChecksumAlgorithm=CHECKSUM)
         finally:
             if len(body) == self._part_size:
@@ -112,19 +117,20 @@ class StreamingUpload:
 
     def complete(self, tags: dict[str, str]) -> StoredObject:
         """Stores the object, tagged with `tags`, and returns it."""
-        rest = bytes(self._buffer[: self._used])
-        if self._upload_id is None:
-            response = self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=rest, ContentType=self._content_type,
-                                           Metadata=self._metadata, Tagging=urlencode(tags))
+        del self._buffer[self._used:]  # the rest, in place: this buffer is not reused
+        if self._created is None:
+            response = self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._buffer,
+                                           ContentType=self._content_type, Metadata=self._metadata,
+                                           Tagging=urlencode(tags))
             return StoredObject(self.bucket, self.key, response.get("VersionId"), self.size)
-        if rest:
-            self._send_part(bytearray(rest))
+        if self._buffer:
+            self._send_part(self._buffer)
         self._collect()
         self._shutdown()
         response = self._s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id(),
             MultipartUpload={"Parts": sorted(self._parts, key=lambda p: p["PartNumber"])})
-        self._upload_id = None
+        self._created = None  # complete: nothing left to abort
         stored = StoredObject(self.bucket, self.key, response.get("VersionId"), self.size)
         put_tags(self._s3, stored, tags)
         return stored
@@ -136,9 +142,12 @@ class StreamingUpload:
 
     def abort(self) -> None:
         self._shutdown()  # no part may land after the abort
-        if self._upload_id is not None:
-            upload_id, self._upload_id = self._upload_id, None
-            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+        if self._created is not None:
+            created, self._created = self._created, None
+            # A failed (or never started) CreateMultipartUpload left nothing to abort.
+            if not created.cancelled() and created.exception() is None:
+                self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
+                                                UploadId=created.result()["UploadId"])
 
 
 def put_tags(s3: Any, stored: StoredObject, tags: dict[str, str]) -> None:

@@ -86,6 +86,20 @@ def test_the_quote_parity_scan_counts_what_the_csv_module_counts(chunk_size):
     assert (total, in_quotes) == (expected, False)
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2, 5, 1 << 20])
+def test_the_scan_counts_right_around_escaped_quotes_empty_fields_and_quoted_newlines(chunk_size):
+    values = ['"', '""', "", "\n", '"\n"', 'a""\n', "\n\n", '"",""', "x"]
+    rows = [[a, b, "end"] for a in values for b in values]
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    data = buffer.getvalue().encode()
+    total, in_quotes = 0, False
+    for chunk in chunked(data, chunk_size):
+        counted, in_quotes = count_records(chunk, in_quotes)
+        total += counted
+    assert (total, in_quotes) == (len(rows), False)
+
+
 def test_a_page_larger_than_the_sample_is_checked_on_its_first_records():
     data = page_bytes(200)
     header = data[: data.index(b"\n") + 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -62,6 +63,36 @@ def test_a_failed_part_upload_surfaces_and_aborts(aws):
         with StreamingUpload(aws.s3, BUCKET, "p/p.csv", part_size=5 * MIB, metadata={}, max_in_flight=1) as upload:
             for _ in range(4):
                 upload.write(os.urandom(5 * MIB))
+            upload.complete({})
+
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_the_writer_goes_on_while_the_multipart_upload_is_being_created(aws):
+    release = threading.Event()
+
+    def hold(**kwargs):
+        # Under a synchronous CreateMultipartUpload, write() itself would wait here, and fail.
+        assert release.wait(10), "CreateMultipartUpload blocked the writer"
+
+    aws.s3.meta.events.register("before-call.s3.CreateMultipartUpload", hold)
+    data = os.urandom(5 * MIB + 10)
+    with StreamingUpload(aws.s3, BUCKET, "c/c.csv", part_size=5 * MIB, metadata={}) as upload:
+        upload.write(data)  # fills the first part: the upload is being created
+        release.set()
+        upload.complete({"rows": "1"})
+
+    assert aws.object("c/c.csv") == data and aws.pending_uploads() == []
+
+
+def test_a_failed_create_multipart_upload_surfaces_and_leaves_nothing(aws):
+    def reject(**kwargs):
+        raise ConnectionError("S3 unreachable")
+
+    aws.s3.meta.events.register("before-parameter-build.s3.CreateMultipartUpload", reject)
+    with pytest.raises(ConnectionError):
+        with StreamingUpload(aws.s3, BUCKET, "n/n.csv", part_size=5 * MIB, metadata={}) as upload:
+            upload.write(os.urandom(12 * MIB))
             upload.complete({})
 
     assert aws.keys() == [] and aws.pending_uploads() == []
