@@ -1,12 +1,16 @@
-"""handlers/csvprofile.py: the block fast path and the csv path agree with the csv module."""
+"""handlers/csvprofile.py: the block fast paths and the csv path agree with the csv module."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import random
 
-from handlers.csvprofile import _sample, profile_csv
+import pytest
+
+from handlers import csvprofile
+from handlers.csvprofile import _clean_line, _clean_patterns, _sample, profile_csv
 
 
 def reference(text: str):
@@ -43,6 +47,84 @@ def test_profile_matches_the_csv_module_on_random_files_and_chunkings():
             text = text.rstrip("\r\n")
         for size in (1, 3, 17, 1 << 20):
             assert figures(text.encode(), size) == reference(text), (text, size)
+
+
+@contextlib.contextmanager
+def csv_module_only():
+    """No record is clean quoted here: every quoted record goes through csv.reader."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvprofile, "_clean_patterns", lambda block: None)
+        patch.setattr(csvprofile, "_clean_line", lambda line: False)
+        yield
+
+
+def soda_file(rnd: random.Random) -> str:
+    """A random file written the SODA way (every field quoted), mostly clean quoted records with
+    a few cells the fast path must refuse (escaped quotes, newlines), empty and ragged records."""
+    width = rnd.randrange(1, 5)
+    clean = ["a", "", "", "c,d", ",", ',"a",', "ñ", "é, ü", "7", "2024-01-31", "x\ry"]
+    dirty = ['q"r', '""', "l\nm", "\nm", "l\n", '"', 'a","b']  # "l\n": a line that is a lone quote
+    rows = [[rnd.choice(dirty if rnd.random() < 0.03 else clean)
+             for _ in range(width + rnd.choice([0] * 20 + [-1, 1]))]
+            for _ in range(rnd.randrange(0, 60))]
+    rows += [rnd.choice(rows)] if rows and rnd.random() < 0.5 else []  # an exact duplicate
+    rows = [r for r in rows if r and r != [""]] + ([[""]] if rnd.random() < 0.1 else [])
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=rnd.choice(["\n"] * 4 + ["\r\n"])).writerows(
+        [[f"h{i}" for i in range(width)]] + rows)
+    text = out.getvalue()
+    return text.rstrip("\r\n") if rnd.random() < 0.2 else text
+
+
+def test_soda_fast_path_gives_the_csv_module_profile_on_random_files_and_chunkings():
+    rnd = random.Random(4207)
+    types = {"h0": "number", "h1": "calendar_date", "h2": "text", "h3": "number"}
+    limits = {"sample_head": 3, "sample_step": 2}  # samples taken across fast and csv records
+    for _ in range(300):
+        text = soda_file(rnd)
+        data = text.encode()
+        with csv_module_only():
+            expected = profile_csv([data], types, **limits)
+        assert figures(data, 1 << 20) == reference(text), text
+        for size in (1, 2, 3, 7, 17, 64, 1 << 20):
+            chunks = [data[i:i + size] for i in range(0, len(data), size)]
+            assert profile_csv(chunks, types, **limits) == expected, (text, size)
+
+
+def test_clean_quoted_lines_split_exactly_as_the_csv_module_reads_them():
+    rnd = random.Random(25012)
+    pieces = ['"', '""', '","', ",", "a", "é"]
+    for _ in range(20_000):
+        line = '"' + "".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 7))) + '"'
+        if _clean_line(line.encode()):
+            assert line[1:-1].split('","') == next(csv.reader([line])), line
+
+
+def test_clean_quoted_line_counts_separators_inside_the_outer_quotes():
+    # `","` at both ends uses the outer quotes: counted over the whole line, 6 == 2 x (2 + 1).
+    assert next(csv.reader(['",""a"","'])) == [',"a",']
+    assert not _clean_line(b'",""a"","')
+    assert _clean_patterns(b'",""a"","\n') is None
+    assert _clean_line(b'","') and _clean_line(b'"",""') and not _clean_line(b'"') and not _clean_line(b'"a\nb"')
+
+
+def test_clean_quoted_block_accepts_only_blocks_of_clean_lines_and_patterns_match_the_csv_module():
+    rnd = random.Random(9)
+    pieces = ['"', '""', '","', ",", "a"]
+    accepted = 0
+    for _ in range(20_000):
+        lines = ['"' + "".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 5))) + '"'
+                 for _ in range(rnd.randrange(1, 4))]
+        if rnd.random() < 0.05:
+            lines.insert(rnd.randrange(len(lines) + 1), rnd.choice(['"', "", "a"]))
+        patterns = _clean_patterns(("\n".join(lines) + "\n").encode())
+        if patterns is None:
+            continue
+        accepted += 1
+        assert all(_clean_line(line.encode()) for line in lines), lines
+        rows = [next(csv.reader([line])) for line in lines]
+        assert patterns == [b"".join(b"\0\0" if cell == "" else b'""' for cell in row) for row in rows], lines
+    assert accepted > 1000
 
 
 def test_bom_and_blank_lines_are_not_data():
