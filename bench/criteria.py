@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = Path("/work/shared/data/gt2j-8ykr-sample.csv")
+SAMPLE = Path(__file__).resolve().parent.parent / "local" / "snapshot" / "source" / "gt2j-8ykr-sample.csv"
 CACHE = ROOT / ".bench"
 
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from local.portal import GENERATED_NOTE, Dataset, encode_csv, inventory_row, view_metadata  # noqa: E402
 
-SAMPLE = Path("/work/shared/data/gt2j-8ykr-sample.csv")
+SAMPLE = HERE / "source" / "gt2j-8ykr-sample.csv"  # the real sample, copied with its provenance
 # The sample's display names (export header) and the dataset's API field names.
 GT2J_COLUMNS = [
     ("fecha reporte web", "fecha_reporte_web", "text"), ("ID de caso", "id_de_caso", "number"),
