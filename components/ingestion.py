@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components import artifacts, iam, logs
+from components import artifacts, iam, logs, queues
 from components.config import PROJECT, PipelineConfig
 from contract import JobEnv, Services
 
@@ -175,31 +175,19 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]))
 
         # --- Step 3: SQS queue and its dead-letter queue -----------------------------------
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq",
-            name=config.dead_letter_queue_name,
-            message_retention_seconds=config.dead_letter_retention_seconds,
-            sqs_managed_sse_enabled=True,
-            opts=child,
-        )
-        self.queue = aws.sqs.Queue(
+        self.dead_letter_queue, self.dead_letter_alarm = queues.dead_letter_queue(
+            f"{name}-dlq", queue_name=config.dead_letter_queue_name, config=config, parent=self)
+        self.queue = queues.queue(
             f"{name}-queue",
-            name=config.queue_name,
+            queue_name=config.queue_name,
+            retention_seconds=config.message_retention_seconds,
             visibility_timeout_seconds=config.queue_visibility_timeout_seconds,
-            message_retention_seconds=config.message_retention_seconds,
-            sqs_managed_sse_enabled=True,  # the PoC disabled encryption (SQS.1)
             redrive_policy=pulumi.Output.json_dumps({
                 "deadLetterTargetArn": self.dead_letter_queue.arn,
                 "maxReceiveCount": config.max_receive_count,
             }),
-            opts=child,
+            parent=self,
         )
-        for queue_name, queue in (("queue", self.queue), ("dlq", self.dead_letter_queue)):
-            aws.sqs.QueuePolicy(
-                f"{name}-{queue_name}-policy", queue_url=queue.url,
-                policy=iam.document(iam.deny_insecure_transport("DenyInsecureTransport", "sqs", [queue.arn])),
-                opts=child)
-        self.dead_letter_alarm = logs.dead_letter_alarm(f"{name}-dlq-alarm", self.dead_letter_queue, self)
 
         # --- Step 6: AWS Batch on Fargate ---------------------------------------------------
         if config.subnet_ids:

@@ -12,7 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, logs
+from components import iam, queues
 from components.config import PipelineConfig
 from components.functions import python_function
 
@@ -39,19 +39,8 @@ class Notification(pulumi.ComponentResource):
         config = args.config
         child = pulumi.ResourceOptions(parent=self)
 
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-criteria-dlq",
-            name=config.criteria_dead_letter_queue_name,
-            message_retention_seconds=config.dead_letter_retention_seconds,
-            sqs_managed_sse_enabled=True,
-            opts=child,
-        )
-        aws.sqs.QueuePolicy(
-            f"{name}-criteria-dlq-policy", queue_url=self.dead_letter_queue.url,
-            policy=iam.document(iam.deny_insecure_transport(
-                "DenyInsecureTransport", "sqs", [self.dead_letter_queue.arn])),
-            opts=child)
-        self.dead_letter_alarm = logs.dead_letter_alarm(f"{name}-criteria-dlq-alarm", self.dead_letter_queue, self)
+        self.dead_letter_queue, self.dead_letter_alarm = queues.dead_letter_queue(
+            f"{name}-criteria-dlq", queue_name=config.criteria_dead_letter_queue_name, config=config, parent=self)
 
         self.function, self.role, self.log_group, policy = python_function(
             f"{name}-criteria",
