@@ -85,3 +85,13 @@ def test_the_readme_holds_the_generated_configuration_table():
 
     assert config_reference_markdown() in (ROOT / "README.md").read_text(encoding="utf-8"), \
         "README's configuration table is stale: paste config_reference_markdown()'s output"
+
+
+def test_the_pinned_layer_is_documented_for_the_powertools_the_tests_run():
+    import re
+
+    from components.config import ROOT
+
+    pinned = re.search(r"^aws-lambda-powertools==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    (layer,) = [f for f in dataclasses.fields(PipelineConfig) if f.name == "powertools_layer_version"]
+    assert pinned and f"aws-lambda-powertools {pinned.group(1)}" in layer.metadata["doc"]
