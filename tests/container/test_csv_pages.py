@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from container.csv_pages import SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page, count_records
+from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page, count_records
 from local.portal import encode_csv, generated_rows
 
 HEADER = ["id", "municipio", "valor", "nota", "cat", "fecha"]
@@ -109,3 +109,42 @@ def test_a_page_larger_than_the_sample_is_checked_on_its_first_records():
         copy_page(chunked(bad_early, 65536), bytearray().extend, expected_header=None)
     good = header + data[len(header):] * 80
     assert copy_page(chunked(good, 65536), bytearray().extend, expected_header=None).records == 200 * 80
+
+
+def record_end(rows: bytes, at: int) -> int:
+    """The end of the record that holds byte `at`."""
+    while rows.count(b'"', 0, at) % 2 or rows[at - 1:at] != b"\n":
+        at += 1
+    return at
+
+
+def records_then_a_bad_one_then_more(header: bytes, body: bytes, bad_after: int, total: int) -> bytes:
+    """header + whole records of `body` up to about `bad_after` bytes, a 2-field record, then more
+    whole records up to about `total` bytes."""
+    rows = body * (total // len(body) + 2)
+    cut = record_end(rows, bad_after)
+    return header + rows[:cut] + b'"1","x"\n' + rows[cut: record_end(rows, total)]
+
+
+def later_page(data: bytes) -> tuple[bytes, bytes]:
+    header = data[: data.index(b"\n") + 1]
+    return header, data[len(header):]
+
+
+def test_a_later_page_with_a_wrong_field_count_in_its_first_records_is_rejected():
+    header, body = later_page(page_bytes(200))
+    bad = records_then_a_bad_one_then_more(header, body, LATER_SAMPLE_BYTES // 2, 4 * LATER_SAMPLE_BYTES)
+    assert len(bad) > LATER_SAMPLE_BYTES
+    with pytest.raises(InvalidPage, match="2 fields"):
+        copy_page(chunked(bad, 256 * 1024), bytearray().extend, expected_header=header)
+
+
+def test_the_first_page_is_checked_on_a_larger_sample_than_later_pages():
+    header, body = later_page(page_bytes(200))
+    # A wrong record between the two sample sizes, in a page larger than both.
+    bad = records_then_a_bad_one_then_more(header, body, (LATER_SAMPLE_BYTES + SAMPLE_BYTES) // 2, 2 * SAMPLE_BYTES)
+    with pytest.raises(InvalidPage, match="2 fields"):
+        copy_page(chunked(bad, 256 * 1024), bytearray().extend, expected_header=None)
+    # The documented trade-off: a later page's csv check stops at LATER_SAMPLE_BYTES (the quote-parity
+    # scan, UTF-8 check and record count still cover every byte).
+    copy_page(chunked(bad, 256 * 1024), bytearray().extend, expected_header=header)
