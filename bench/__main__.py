@@ -44,13 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {name} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
         sections.append(section.strip())
     failed = sum(section.count("FAIL") for section in sections)
+    passed = sum(section.count("PASS") for section in sections)
     if args.quick:
         return 0
     header = (
         "# Benchmarks\n\n"
         f"Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}.\n"
         "Each case runs in a fresh process; baselines are measured in the same run. Throughputs are\n"
-        "wall-clock, peak RSS is the measured process's own high-water mark (`VmHWM`). Goals come from the issues.\n"
+        "wall-clock, peak RSS is the measured process's own high-water mark (`VmHWM`). Goals come from the issues.\n\n"
+        f"**{passed} goal checks pass, {failed} fail** (search this page for FAIL).\n"
     )
     args.output.write_text(header + "\n" + "\n\n".join(sections) + "\n")
     print(f"bench: wrote {args.output}" + (f" ({failed} goal(s) FAIL)" if failed else ""), file=sys.stderr)
