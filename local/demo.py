@@ -37,6 +37,7 @@ from local.emulator import REGION, LocalAws, StackResources
 from local.report import DatasetOutcome, terminal_table, write_html
 
 SNAPSHOT = ROOT / "local" / "snapshot"
+LIVE_PORTAL_DEFAULT_LIMIT = 5
 REJECTED = "rejected"  # the harvester's status for inventory rows the selection rules leave out
 HARVESTER = ROOT / "container" / "main.py"
 
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None) -> DemoOptions:
                         help="harvest this Socrata portal instead of the bundled snapshot "
                              "(e.g. https://www.datos.gov.co; needs internet)")
     parser.add_argument("--limit", type=int, metavar="N",
-                        help="datasets to select from the inventory (default: the stack's datasetLimit)")
+                        help="datasets to select from the inventory (default: the stack's datasetLimit; "
+                             f"{LIVE_PORTAL_DEFAULT_LIMIT} with --portal)")
     parser.add_argument("--ids", metavar="A,B", help="harvest exactly these dataset ids")
     parser.add_argument("--out", type=Path, default=ROOT / "out", help="folder for the report and logs")
     parser.add_argument("--keep", action="store_true",
@@ -84,6 +86,9 @@ def parse_args(argv: list[str] | None) -> DemoOptions:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 0:
         parser.error("--limit must be 0 (every eligible dataset) or more")
+    if args.portal and args.limit is None and not args.ids:
+        # The emulator keeps objects in memory and a live portal has multi-GB datasets.
+        args.limit = LIVE_PORTAL_DEFAULT_LIMIT
     ids = tuple(i.strip() for i in (args.ids or "").split(",") if i.strip())
     bad = [i for i in ids if not is_dataset_id(i)]
     if bad:
@@ -206,8 +211,10 @@ def run_pipeline(aws: LocalAws, portal: str, options: DemoOptions, console: Cons
         metadata_delivery = SqsEventSourceMapping(
             sqs, resources.queue_url, resources.queue_arn, metadata.handler,
             function_name=config.metadata_function_name, batch_size=config.batch_size, region=REGION)
-        deliver(metadata_delivery, "metadata Lambda (SQS)", metadata_delivery.pending(), console)
-        deliver(criteria_delivery, "criteria Lambda (SNS)", 0, console)
+        processed = deliver(metadata_delivery, "metadata Lambda (SQS)", metadata_delivery.pending(), console)
+        # Each processed record publishes one notification (a redelivered duplicate does not).
+        deliver(criteria_delivery, "criteria Lambda (SNS)",
+                sum(len(i.record_ids) - len(i.failed_ids) for i in processed), console)
         criteria_delivery.unsubscribe()
     metadata_dead = drain_queue(sqs, resources.dead_letter_queue_url)
     criteria_dead = drain_queue(sqs, resources.criteria_dead_letter_queue_url)

@@ -167,3 +167,12 @@ def test_main_exits_1_naming_the_datasets_that_did_not_go_through(tmp_path, caps
     assert main(["--out", str(tmp_path), "--ids", "gt2j-8ykr", "--portal", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert "did not go through" in err
+
+
+def test_a_live_portal_is_harvested_a_few_datasets_at_a_time_unless_told_otherwise():
+    from local.demo import LIVE_PORTAL_DEFAULT_LIMIT, parse_args
+
+    assert parse_args(["--portal", "https://www.datos.gov.co"]).limit == LIVE_PORTAL_DEFAULT_LIMIT
+    assert parse_args(["--portal", "https://www.datos.gov.co", "--limit", "50"]).limit == 50
+    assert parse_args(["--portal", "https://www.datos.gov.co", "--ids", "gt2j-8ykr"]).limit is None
+    assert parse_args([]).limit is None  # the snapshot: the stack's datasetLimit
