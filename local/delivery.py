@@ -62,6 +62,10 @@ class Invocation:
     error: str = ""
 
 
+def queue_arn(sqs: Any, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
 def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
     """The event Lambda's SQS event source mapping passes to a function."""
     return {"Records": [{
@@ -162,8 +166,7 @@ class SnsAsyncInvoker:
         self.region = region
         # The tap queue is local plumbing, not part of the stack: it holds what SNS would push.
         self.tap_url = sqs.create_queue(QueueName=f"{function_name}-local-sns-tap")["QueueUrl"]
-        tap_arn = sqs.get_queue_attributes(QueueUrl=self.tap_url,
-                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        tap_arn = queue_arn(sqs, self.tap_url)
         self.subscription_arn = sns.subscribe(TopicArn=topic_arn, Protocol="sqs",
                                               Endpoint=tap_arn)["SubscriptionArn"]
 

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from components.config import ROOT, PipelineConfig
+from container.harvest import REJECTED  # the status of inventory rows the selection leaves out
 from contract import JobEnv, criteria_key, is_dataset_id
 from local.delivery import Invocation, SnsAsyncInvoker, SqsEventSourceMapping
 from local.emulator import REGION, LocalAws, StackResources
@@ -38,7 +39,6 @@ from local.report import DatasetOutcome, terminal_table, write_html
 
 SNAPSHOT = ROOT / "local" / "snapshot"
 LIVE_PORTAL_DEFAULT_LIMIT = 5
-REJECTED = "rejected"  # the harvester's status for inventory rows the selection rules leave out
 HARVESTER = ROOT / "container" / "main.py"
 
 

@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from components.config import PipelineConfig
 from contract import Table
+from local.delivery import queue_arn
 
 REGION = "us-east-1"
 # moto accepts any credentials; fixed fake ones keep boto3 from looking for real ones.
@@ -101,7 +102,7 @@ def create_stack_resources(aws: LocalAws, config: PipelineConfig) -> StackResour
     dlq_url = sqs.create_queue(QueueName=config.dead_letter_queue_name, Attributes={
         "MessageRetentionPeriod": str(config.dead_letter_retention_seconds),
         "SqsManagedSseEnabled": "true"})["QueueUrl"]
-    dlq_arn = _queue_arn(sqs, dlq_url)
+    dlq_arn = queue_arn(sqs, dlq_url)
     queue_url = sqs.create_queue(QueueName=config.queue_name, Attributes={
         "VisibilityTimeout": str(config.queue_visibility_timeout_seconds),
         "MessageRetentionPeriod": str(config.message_retention_seconds),
@@ -128,12 +129,8 @@ def create_stack_resources(aws: LocalAws, config: PipelineConfig) -> StackResour
     topic_arn = sns.create_topic(Name=config.topic_name,
                                  Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
     return StackResources(
-        bucket=config.bucket_name, queue_url=queue_url, queue_arn=_queue_arn(sqs, queue_url),
+        bucket=config.bucket_name, queue_url=queue_url, queue_arn=queue_arn(sqs, queue_url),
         dead_letter_queue_url=dlq_url, table=config.table_name, topic_arn=topic_arn,
         criteria_dead_letter_queue_url=criteria_dlq_url,
-        criteria_dead_letter_queue_arn=_queue_arn(sqs, criteria_dlq_url),
+        criteria_dead_letter_queue_arn=queue_arn(sqs, criteria_dlq_url),
     )
-
-
-def _queue_arn(sqs: Any, url: str) -> str:
-    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
