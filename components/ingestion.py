@@ -17,7 +17,7 @@ import pulumi_docker as docker
 
 from components import artifacts, iam, logs, queues
 from components.config import PROJECT, PipelineConfig
-from contract import JobEnv, Services
+from contract import JobEnv, JobExit, Services
 
 # The job definition's command (decisions.md: the code lives at /workspace/container/ in the image).
 HARVESTER_COMMAND = ["python3", "/workspace/container/main.py"]
@@ -27,7 +27,7 @@ RUN_AS_USER = "10001"
 # (harvester exit code 2) is not, any other failure is (a rerun only does the remaining work).
 RETRY_RULES = [
     {"on_status_reason": "Host EC2*", "action": "RETRY"},
-    {"on_exit_code": "2", "action": "EXIT"},
+    {"on_exit_code": str(JobExit.BAD_SETTINGS), "action": "EXIT"},
     {"on_reason": "*", "action": "RETRY"},
 ]
 SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
-from contract import ObjectMetadata, ObjectTags, dataset_key
+from contract import JobExit, ObjectMetadata, ObjectTags, dataset_key
 from container.csv_pages import DeadlineExceeded, InvalidPage, copy_page
 from container.prefetch import prefetched
 from container.portal_client import PortalClient, PortalError
@@ -63,7 +63,7 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(o.status == FAILED for o in self.outcomes) else 0
+        return JobExit.DATASET_FAILED if any(o.status == FAILED for o in self.outcomes) else JobExit.OK
 
     def to_json(self) -> str:
         return json.dumps({"summary": {

@@ -39,8 +39,8 @@ from botocore.config import Config  # noqa: E402
 from container.harvest import run  # noqa: E402
 from container.portal_client import PortalClient, build_retry  # noqa: E402
 from container.settings import SettingError, Settings, load_settings  # noqa: E402
+from contract import JobExit  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_SETTINGS = 0, 1, 2
 
 
 def aws_clients(settings: Settings) -> tuple[object, object]:
@@ -58,7 +58,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
         settings = load_settings(env)
     except SettingError as error:
         print(f"invalid setting: {error}", file=sys.stderr)
-        return EXIT_SETTINGS
+        return JobExit.BAD_SETTINGS
     portal = PortalClient(settings.domain, settings.app_token, timeout=settings.http_timeout,
                           retry=build_retry(settings.http_retries, settings.retry_after_max),
                           pool_size=settings.concurrency)

@@ -55,6 +55,14 @@ class JobEnv:
     PART_SIZE_MIB = "PART_SIZE_MIB"  # S3 multipart part size (5 or more)
 
 
+class JobExit:
+    """The harvester's exit codes; the job definition's retry strategy depends on them."""
+
+    OK = 0  # every dataset harvested or skipped
+    DATASET_FAILED = 1  # some dataset failed: Batch retries, the rerun does only what is left
+    BAD_SETTINGS = 2  # a missing or invalid setting: retrying cannot help
+
+
 class JobDefaults:
     """Defaults of the harvester's settings when the environment leaves them out.
 
@@ -103,7 +111,6 @@ class LambdaEnv:
     TABLE_NAME = "TABLE_NAME"
     TOPIC_ARN = "TOPIC_ARN"
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
-    LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
 
 
 class Table:
