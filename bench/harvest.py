@@ -98,7 +98,7 @@ print(json.dumps({"seconds": seconds, "size": s3.head_object(Bucket=bucket, Key=
 # stdout line {"steps": {label: [calls, ms, first start]}, "seconds": dataset seconds} comes
 # before the summary.
 TRACED_HARVESTER = r"""
-import contextlib, json, sys, threading, time
+import json, sys, threading, time
 from collections import defaultdict
 sys.argv = ["container/main.py"]
 import container.csv_pages as csv_pages, container.harvest as harvest, container.main as main
@@ -122,16 +122,18 @@ def timed(owner, name, label):
 timed(PortalClient, "metadata", "metadata request")
 timed(harvest, "copy_page", "page bodies: streamed, checked, into part buffers")
 timed(csv_pages, "check_sample", "  of which the strict csv check")
-timed(StreamingUpload, "complete", "complete: last parts, CompleteMultipartUpload, tag rows")
-timed(harvest, "announce", "announce: SendMessage, tag announced")
-csv_page = PortalClient.csv_page
-@contextlib.contextmanager
+timed(StreamingUpload, "complete", "complete: last parts, CompleteMultipartUpload")
+timed(harvest, "announce", "announce: SendMessage, tag rows and announced")
+open_csv_page = PortalClient.open_csv_page
 def first_byte(self, *args, **kwargs):
     started = time.perf_counter()
-    with csv_page(self, *args, **kwargs) as response:
-        record("page requests, to the first byte", started)
-        yield response
-PortalClient.csv_page = first_byte
+    try:
+        return open_csv_page(self, *args, **kwargs)
+    finally:
+        ahead = threading.current_thread().name.startswith("next-page")
+        record("  later pages, to the first byte (asked for ahead)" if ahead
+               else "first page request, to the first byte", started)
+PortalClient.open_csv_page = first_byte
 clients = main.aws_clients
 def traced_clients(settings):
     made = clients(settings)
@@ -315,8 +317,9 @@ def _report(results: dict[str, tuple[Measure, Measure]], quick: bool,
     dataset_id, harvester, baseline = breakdown
     lines += ["", f"Where the time of {dataset_id} goes, one traced run of each (not part of the medians). Both "
               "exclude process start-up, imports and client creation. The job's steps run one after the other "
-              "on its dataset thread (indented: inside the step above; part uploads and CreateMultipartUpload run "
-              "on part threads, overlapping the page bodies); the baseline does none of the metadata, page, "
+              "on its dataset thread (indented: inside the step above, or on another thread: the later pages are "
+              "asked for on the next-page thread while the page before streams, part uploads and "
+              "CreateMultipartUpload run on part threads); the baseline does none of the metadata, page, "
               "check, tag and message steps.", "",
               *_steps_table("job step", harvester), "", *_steps_table("baseline step", baseline)]
     return "\n".join(lines)

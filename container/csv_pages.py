@@ -52,9 +52,11 @@ def count_records(chunk: bytes, in_quotes: bool) -> tuple[int, bool]:
 
     Done in C, without a Python step per record: keep only the quotes and newlines (about 5 %
     of a typical chunk), drop adjacent quote pairs (an escaped `""`, or an empty field: neither
-    changes the parity before any newline), split at the quotes left, and count the newlines in
-    every other piece (the pieces outside quotes)."""
-    pieces = chunk.translate(None, _NOT_QUOTE_OR_NEWLINE).replace(b'""', b"").split(b'"')
+    changes the parity before any newline; runs of 8 first, which halves the replace's work on
+    SODA's fully quoted rows), split at the quotes left, and count the newlines in every other
+    piece (the pieces outside quotes)."""
+    marks = chunk.translate(None, _NOT_QUOTE_OR_NEWLINE)
+    pieces = marks.replace(b'""""""""', b"").replace(b'""', b"").split(b'"')
     outside = pieces[1::2] if in_quotes else pieces[0::2]
     return b"".join(outside).count(b"\n"), in_quotes ^ (len(pieces) % 2 == 0)
 
@@ -116,9 +118,11 @@ def check_sample(sample: bytes, fields: int) -> None:
 
 
 def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | None,
-              deadline: float = float("inf")) -> Page:
+              deadline: float = float("inf"), when_records: int = 0,
+              then: Callable[[], None] | None = None) -> Page:
     """Copies one page to `sink`: the header only when `expected_header` is None (first page),
     then every record. Raises InvalidPage or DeadlineExceeded; the caller aborts the upload.
+    `then()`, if given, is called once, as soon as the page has delivered `when_records` records.
 
     The csv module checks the first `SAMPLE_BYTES` of the first page, `LATER_SAMPLE_BYTES` of a later one."""
     iterator = iter(chunks)
@@ -144,6 +148,9 @@ def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | N
             counted, in_quotes = count_records(chunk, in_quotes)
             records += counted
             last = chunk[-1:]
+            if then is not None and records >= when_records:
+                call, then = then, None
+                call()
             if not sampled:
                 sample += chunk[: sample_bytes - len(sample)]  # exactly the sample, not whole chunks
                 if len(sample) >= sample_bytes:

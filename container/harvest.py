@@ -2,11 +2,12 @@
 skip / re-announce / harvest, store it and announce it. One dataset's failure never stops the
 others; every outcome ends in the Summary.
 
-Change detection ("nothing lost"): the object's metadata records the portal's rowsUpdatedAt, its
-tag `rows` the records stored (written once the object is complete), and the tag
-`announced=true` is added only after the SQS message was sent. A rerun skips a dataset
-when both match, re-sends the message (no download) when the object is stored but not announced,
-and harvests otherwise (or always with FORCE).
+Change detection ("nothing lost"): the object's metadata records the portal's rowsUpdatedAt;
+once the SQS message is sent, one PutObjectTagging records the records stored (`rows`) and
+`announced=true`; when the message cannot be sent, `rows` alone is tagged. A rerun skips a
+dataset when rowsUpdatedAt and both tags match, re-sends the message (no download) when `rows`
+is there but not `announced`, and harvests otherwise (or always with FORCE): an object left
+untagged (the job killed between storing and tagging it) is harvested again.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Iterator
 
 import requests
@@ -150,34 +152,69 @@ def stored_state(s3: Any, bucket: str, key: str) -> StoredState | None:
 
 def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id: str,
                   source: SourceMetadata, harvested_at: str, deadline: float) -> tuple[StoredObject, int]:
-    """Streams every page of the dataset into `{ID}/{ID}.csv`: (object, rows)."""
+    """Streams every page of the dataset into `{ID}/{ID}.csv`: (object, rows).
+
+    The next page is asked for once the current one has delivered half a page of records, so
+    the portal prepares it while this one streams (Socrata takes a while to start a large page).
+    A dataset whose last page holds half a page or more pays one request it did not need."""
     key = dataset_key(dataset_id)
     start_metadata = {ObjectMetadata.HARVESTED_AT: harvested_at, ObjectMetadata.SOURCE_DOMAIN: portal.host}
     if source.rows_updated_at is not None:
         start_metadata[ObjectMetadata.SOURCE_UPDATED_AT] = str(source.rows_updated_at)
     rows, offset, header = 0, 0, None
-    with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
-        while True:
-            if time.monotonic() > deadline:
-                raise DeadlineExceeded(f"the dataset deadline ({settings.dataset_timeout:g} s) passed")
-            with portal.csv_page(dataset_id, offset=offset, limit=settings.page_size) as response:
-                try:
-                    page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK)), upload.write,
-                                     expected_header=header, deadline=deadline)
-                except InvalidPage as error:
-                    raise InvalidPage(f"page at offset {offset}: {error}") from None
-            header = page.header
-            rows += page.records
-            if page.records < settings.page_size:
-                break
-            offset += settings.page_size
-        stored = upload.complete({ObjectTags.ROWS: str(rows)})
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="next-page")
+    next_page: Future[requests.Response] | None = None
+
+    def ask_for_next_page(at: int) -> None:
+        nonlocal next_page
+        next_page = ahead.submit(portal.open_csv_page, dataset_id, offset=at, limit=settings.page_size)
+
+    try:
+        with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
+            while True:
+                if time.monotonic() > deadline:
+                    raise DeadlineExceeded(f"the dataset deadline ({settings.dataset_timeout:g} s) passed")
+                if next_page is None:
+                    response = portal.open_csv_page(dataset_id, offset=offset, limit=settings.page_size)
+                else:
+                    response, next_page = next_page.result(), None
+                with response:
+                    try:
+                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK)), upload.write,
+                                         expected_header=header, deadline=deadline,
+                                         when_records=settings.page_size // 2,
+                                         then=partial(ask_for_next_page, offset + settings.page_size))
+                    except InvalidPage as error:
+                        raise InvalidPage(f"page at offset {offset}: {error}") from None
+                header = page.header
+                rows += page.records
+                if page.records < settings.page_size:
+                    break
+                offset += settings.page_size
+            stored = upload.complete()
+    finally:
+        ahead.shutdown(wait=False, cancel_futures=True)
+        if next_page is not None:  # asked for, then not needed (or an error came first)
+            next_page.add_done_callback(_close_response)
     return stored, rows
 
 
+def _close_response(future: Future[requests.Response]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
 def announce(s3: Any, sqs: Any, settings: Settings, message_body: str, stored: StoredObject, rows: int) -> None:
-    """Sends the message, then tags the object as announced (in that order: see module doc)."""
-    sqs.send_message(QueueUrl=settings.queue_url, MessageBody=message_body)
+    """Sends the message, then tags the object with its row count and as announced (in that
+    order: see module doc). A message that cannot be sent leaves the row count alone tagged."""
+    try:
+        sqs.send_message(QueueUrl=settings.queue_url, MessageBody=message_body)
+    except Exception:
+        try:
+            put_tags(s3, stored, {ObjectTags.ROWS: str(rows)})
+        except (ClientError, BotoCoreError) as error:  # the rerun harvests it again: nothing lost
+            logger.warning("%s: the row count could not be tagged either: %s", stored.key, error)
+        raise
     put_tags(s3, stored, {ObjectTags.ROWS: str(rows), ObjectTags.ANNOUNCED: ObjectTags.TRUE})
 
 

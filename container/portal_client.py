@@ -61,13 +61,14 @@ def _error_message(response: requests.Response) -> str:
 
 class PortalClient:
     """A Socrata portal: `inventory_page`, `metadata`, `csv_page`. Thread-safe enough for a pool
-    of `pool_size` workers (one requests Session, one connection pool per host)."""
+    of `pool_size` workers (one requests Session, one connection pool per host, two connections
+    per worker: a page and the next one, asked for ahead)."""
 
     def __init__(self, domain: str, app_token: str | None, *, timeout: float, retry: Retry,
                  pool_size: int = 4) -> None:
         self.prefix, self.host = split_domain(domain)
         self.timeout = timeout
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=max(pool_size, 1))
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=2 * max(pool_size, 1))
         self._client = Socrata(self.host, app_token, timeout=timeout,
                                session_adapter={"prefix": self.prefix, "adapter": adapter})
 
@@ -101,9 +102,9 @@ class PortalClient:
             raise PortalError("metadata: the answer is not a JSON object")
         return view
 
-    @contextlib.contextmanager
-    def csv_page(self, dataset_id: str, *, offset: int, limit: int) -> Iterator[requests.Response]:
-        """One page of `/resource/{id}.csv` as a streamed response (status and type checked)."""
+    def open_csv_page(self, dataset_id: str, *, offset: int, limit: int) -> requests.Response:
+        """One page of `/resource/{id}.csv` as a streamed response, status and type checked; the
+        caller closes it (`csv_page` does)."""
         url = f"{self.prefix}{self.host}/resource/{dataset_id}.csv"
         params = {"$order": ":id", "$limit": str(limit), "$offset": str(offset)}
         what = f"page at offset {offset}"
@@ -112,12 +113,20 @@ class PortalClient:
                                                  timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
         except requests.RequestException as error:
             raise PortalError(f"{what}: {type(error).__name__}: {error}") from None
-        with response:
-            if response.status_code != 200:
-                raise PortalError(f"{what}: {_error_message(response)}")
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type == "text/html":
-                raise PortalError(f"{what}: the portal answered an HTML page instead of CSV")
-            if content_type not in ("text/csv", "application/csv", ""):
-                raise PortalError(f"{what}: the portal answered {content_type!r} instead of CSV")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code != 200:
+            problem = _error_message(response)
+        elif content_type == "text/html":
+            problem = "the portal answered an HTML page instead of CSV"
+        elif content_type not in ("text/csv", "application/csv", ""):
+            problem = f"the portal answered {content_type!r} instead of CSV"
+        else:
+            return response
+        response.close()
+        raise PortalError(f"{what}: {problem}")
+
+    @contextlib.contextmanager
+    def csv_page(self, dataset_id: str, *, offset: int, limit: int) -> Iterator[requests.Response]:
+        """`open_csv_page`, closed on leaving the block."""
+        with self.open_csv_page(dataset_id, offset=offset, limit=limit) as response:
             yield response

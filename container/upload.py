@@ -10,10 +10,11 @@ failure aborts the multipart upload.
 Parts carry CRC32 checksums (as boto3's managed transfer sends them), so S3 checks every part
 and the object gets a composite checksum.
 
-Why not boto3's `upload_fileobj`: it streams too, but its object metadata and tags are fixed
-when the upload starts, and the row count is only known at the end. Here the tags given to
-`complete` (the row count) go with the PutObject, or onto the object right after the multipart
-upload completes (PutObjectTagging: no copy of the object, no second version).
+Why not boto3's `upload_fileobj`: it streams too, but it returns nothing about the object it
+stored (the message carries the version id), and from a non-seekable stream it reads ahead as
+many parts as it has threads (10 by default: see the baseline's peak RSS in docs/benchmarks.md).
+Tags (the row count, known only at the end) are put on the stored version afterwards by
+`put_tags` (PutObjectTagging: no copy of the object, no second version).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 CHECKSUM = "CRC32"
 
@@ -115,13 +115,12 @@ class StreamingUpload:
                 self._free.put(body)
         return {"PartNumber": number, "ETag": response["ETag"], f"Checksum{CHECKSUM}": response[f"Checksum{CHECKSUM}"]}
 
-    def complete(self, tags: dict[str, str]) -> StoredObject:
-        """Stores the object, tagged with `tags`, and returns it."""
+    def complete(self) -> StoredObject:
+        """Stores the object and returns it."""
         del self._buffer[self._used:]  # the rest, in place: this buffer is not reused
         if self._created is None:
             response = self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self._buffer,
-                                           ContentType=self._content_type, Metadata=self._metadata,
-                                           Tagging=urlencode(tags))
+                                           ContentType=self._content_type, Metadata=self._metadata)
             return StoredObject(self.bucket, self.key, response.get("VersionId"), self.size)
         if self._buffer:
             self._send_part(self._buffer)
@@ -131,9 +130,7 @@ class StreamingUpload:
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id(),
             MultipartUpload={"Parts": sorted(self._parts, key=lambda p: p["PartNumber"])})
         self._created = None  # complete: nothing left to abort
-        stored = StoredObject(self.bucket, self.key, response.get("VersionId"), self.size)
-        put_tags(self._s3, stored, tags)
-        return stored
+        return StoredObject(self.bucket, self.key, response.get("VersionId"), self.size)
 
     def _shutdown(self) -> None:
         if self._pool is not None:

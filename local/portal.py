@@ -26,6 +26,7 @@ API (the demo and the tests use exactly this)::
         server.faults.clear("abcd-1234")
         server.requests[("csv", "abcd-1234")]            # requests served per (endpoint, id)
         server.peak_in_flight                            # most requests served at once
+        server.peak_datasets_in_flight                   # most datasets with a request being served
         server.log                                       # [(endpoint, id, params), ...]
 
 Endpoints for faults and counters: "csv", "metadata", "json" (the inventory).
@@ -256,8 +257,9 @@ class Fault:
         return cls("status", endpoint, times, status=429, retry_after=retry_after)
 
     @classmethod
-    def error(cls, status: int = 500, times: int | None = None, endpoint: str = "csv") -> Fault:
-        return cls("status", endpoint, times, status=status)
+    def error(cls, status: int = 500, times: int | None = None, endpoint: str = "csv",
+              min_offset: int = 0) -> Fault:
+        return cls("status", endpoint, times, status=status, min_offset=min_offset)
 
     @classmethod
     def slow(cls, delay: float, times: int | None = None, endpoint: str = "csv") -> Fault:
@@ -413,11 +415,16 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.in_flight += 1
             owner.peak_in_flight = max(owner.peak_in_flight, owner.in_flight)
+            owner.datasets_in_flight[dataset_id] += 1
+            owner.peak_datasets_in_flight = max(owner.peak_datasets_in_flight, len(owner.datasets_in_flight))
         try:
             self._serve(endpoint, dataset_id, params, owner.faults.take(dataset_id, endpoint, offset))
         finally:
             with owner._lock:
                 owner.in_flight -= 1
+                owner.datasets_in_flight[dataset_id] -= 1
+                if not owner.datasets_in_flight[dataset_id]:
+                    del owner.datasets_in_flight[dataset_id]
 
     def _serve(self, endpoint: str, dataset_id: str, params: dict, fault: Fault | None) -> None:
         portal = self.server.portal
@@ -504,6 +511,8 @@ class PortalServer:
         self.app_tokens: set[str] = set()
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.datasets_in_flight: Counter = Counter()  # requests being served, per dataset
+        self.peak_datasets_in_flight = 0
         self._lock = threading.Lock()
         self._httpd = _Server((host, port), _Handler)
         self._httpd.portal = portal

@@ -148,3 +148,19 @@ def test_the_first_page_is_checked_on_a_larger_sample_than_later_pages():
     # The documented trade-off: a later page's csv check stops at LATER_SAMPLE_BYTES (the quote-parity
     # scan, UTF-8 check and record count still cover every byte).
     copy_page(chunked(bad, 256 * 1024), bytearray().extend, expected_header=header)
+
+
+
+def test_then_is_called_once_as_soon_as_the_page_has_delivered_when_records():
+    data = page_bytes(50)
+    header = data[: data.index(b"\n") + 1]
+    out = bytearray()
+    calls = []
+
+    copy_page(chunked(data, 64), out.extend, expected_header=None, when_records=25,
+              then=lambda: calls.append(len(out)))
+
+    [delivered] = calls
+    records = count_records(bytes(out[len(header): delivered]), False)[0]
+    before_last_chunk = count_records(bytes(out[len(header): delivered - 64]), False)[0]
+    assert before_last_chunk < 25 <= records  # the chunk that completed the 25th record

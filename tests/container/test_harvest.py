@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 import pytest
 
@@ -44,6 +45,44 @@ def test_every_row_of_every_dataset_is_stored_beyond_1000_rows_and_many_pages(se
                for endpoint, _, params in server.log if endpoint == "csv")
 
 
+def test_the_next_page_is_asked_for_ahead_once_half_a_page_has_arrived(settings, harvest, aws, portal, server):
+    # 1000 rows in pages of 400: the last page holds 200 (half a page), so the page after it
+    # was asked for ahead and not needed; 1190 rows: the last page holds 390, the same; 900
+    # rows: 100, under half, so nothing is asked for in vain.
+    for dataset_id, rows in (("half-1000", 1000), ("most-1190", 1190), ("less-0900", 900)):
+        dataset = generated_dataset(dataset_id, rows, seed=rows)
+        portal.add(dataset, inventory_row(dataset))
+
+    summary = harvest(settings, dataset_ids=("half-1000", "most-1190", "less-0900"))
+
+    assert set(statuses(summary).values()) == {"harvested"}
+
+    def offsets() -> dict[str, list[int]]:
+        return {d: [int(p["$offset"]) for e, i, p in list(server.log) if e == "csv" and i == d]
+                for d in ("half-1000", "most-1190", "less-0900")}
+
+    # A page asked for in vain may still be on its way when the harvest returns: nobody waits for it.
+    deadline = time.monotonic() + 10
+    while sum(map(len, offsets().values())) < 4 + 4 + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert offsets() == {"half-1000": [0, 400, 800, 1200], "most-1190": [0, 400, 800, 1200],
+                       "less-0900": [0, 400, 800]}
+    for dataset_id in offsets():
+        assert aws.object(dataset_key(dataset_id)) == portal.datasets[dataset_id].data
+
+
+def test_a_page_asked_for_ahead_that_fails_does_not_fail_a_dataset_that_did_not_need_it(
+        settings, harvest, aws, portal, server, sleeps):
+    dataset = generated_dataset("half-1000", 1000, seed=1)
+    portal.add(dataset, inventory_row(dataset))
+    server.faults.inject("half-1000", Fault.error(500, min_offset=1200))
+
+    summary = harvest(settings, dataset_ids=("half-1000",))
+
+    assert statuses(summary) == {"half-1000": "harvested"}
+    assert aws.object(dataset_key("half-1000")) == dataset.data
+
+
 def test_stored_object_is_byte_identical_to_the_portal_csv_with_quotes_newlines_and_accents(
         settings, harvest, aws, portal):
     harvest(settings)
@@ -68,6 +107,19 @@ def test_object_metadata_records_source_update_and_harvest_time_and_tags_the_row
     assert metadata[ObjectMetadata.HARVESTED_AT].endswith("Z")
     assert all(value.isascii() for value in metadata.values())
     assert tags(aws, "big1-2345") == {ObjectTags.ROWS: "1250", ObjectTags.ANNOUNCED: ObjectTags.TRUE}
+
+
+def test_each_harvested_dataset_is_tagged_once_after_its_message(settings, harvest, aws):
+    calls = []
+    for client, operation in ((aws.s3, "PutObjectTagging"), (aws.sqs, "SendMessage")):
+        client.meta.events.register(f"before-parameter-build.*.{operation}",
+                                    lambda model, params, **kwargs: calls.append((model.name, params)))
+
+    harvest(settings, concurrency=1)
+
+    assert [name for name, _ in calls] == ["SendMessage", "PutObjectTagging"] * 4
+    tagged = [params["Tagging"]["TagSet"] for name, params in calls if name == "PutObjectTagging"]
+    assert all({t["Key"] for t in tag_set} == {ObjectTags.ROWS, ObjectTags.ANNOUNCED} for tag_set in tagged)
 
 
 def test_one_valid_message_per_stored_dataset_with_the_poc_keys_and_the_inventory_fields(
@@ -271,7 +323,8 @@ def test_concurrency_is_bounded_by_the_setting(settings, harvest, server):
 
     harvest(settings, concurrency=2)
 
-    assert server.peak_in_flight == 2
+    assert server.peak_datasets_in_flight == 2
+    assert server.peak_in_flight <= 2 * 2  # each dataset: a page, and the next one asked for ahead
 
 
 def test_the_inventory_unreachable_fails_the_job(settings, harvest, server, sleeps):

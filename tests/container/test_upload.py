@@ -13,7 +13,7 @@ from tests.container.conftest import BUCKET
 MIB = 1024 * 1024
 
 
-def test_bytes_written_in_small_pieces_arrive_as_one_object_tagged_at_the_end(aws):
+def test_bytes_written_in_small_pieces_arrive_as_one_object(aws):
     data = os.urandom(11 * MIB + 123)
     calls = []
     aws.s3.meta.events.register("before-call.s3.UploadPart", lambda **kwargs: calls.append(1))
@@ -21,13 +21,12 @@ def test_bytes_written_in_small_pieces_arrive_as_one_object_tagged_at_the_end(aw
     with StreamingUpload(aws.s3, BUCKET, "k/k.csv", part_size=5 * MIB, metadata={"a": "1"}) as upload:
         for i in range(0, len(data), 100_000):
             upload.write(data[i: i + 100_000])
-        stored = upload.complete({"rows": "7"})
+        stored = upload.complete()
 
     assert len(calls) == 3  # 5 MiB + 5 MiB + the rest
     assert aws.object("k/k.csv") == data and stored.size == len(data)
     head = aws.s3.head_object(Bucket=BUCKET, Key="k/k.csv")
     assert head["Metadata"] == {"a": "1"} and head["VersionId"] == stored.version_id
-    assert aws.s3.get_object_tagging(Bucket=BUCKET, Key="k/k.csv")["TagSet"] == [{"Key": "rows", "Value": "7"}]
     assert aws.pending_uploads() == []
 
 
@@ -37,11 +36,10 @@ def test_an_object_smaller_than_a_part_is_stored_with_one_put(aws):
 
     with StreamingUpload(aws.s3, BUCKET, "s/s.csv", part_size=5 * MIB, metadata={"a": "1"}) as upload:
         upload.write(b"header\n")
-        upload.complete({"rows": "0"})
+        upload.complete()
 
     assert calls == [] and aws.object("s/s.csv") == b"header\n"
     assert aws.s3.head_object(Bucket=BUCKET, Key="s/s.csv")["Metadata"] == {"a": "1"}
-    assert aws.s3.get_object_tagging(Bucket=BUCKET, Key="s/s.csv")["TagSet"] == [{"Key": "rows", "Value": "0"}]
 
 
 def test_a_failure_while_writing_aborts_the_upload_leaving_no_object_and_no_parts(aws):
@@ -63,7 +61,7 @@ def test_a_failed_part_upload_surfaces_and_aborts(aws):
         with StreamingUpload(aws.s3, BUCKET, "p/p.csv", part_size=5 * MIB, metadata={}, max_in_flight=1) as upload:
             for _ in range(4):
                 upload.write(os.urandom(5 * MIB))
-            upload.complete({})
+            upload.complete()
 
     assert aws.keys() == [] and aws.pending_uploads() == []
 
@@ -80,7 +78,7 @@ def test_the_writer_goes_on_while_the_multipart_upload_is_being_created(aws):
     with StreamingUpload(aws.s3, BUCKET, "c/c.csv", part_size=5 * MIB, metadata={}) as upload:
         upload.write(data)  # fills the first part: the upload is being created
         release.set()
-        upload.complete({"rows": "1"})
+        upload.complete()
 
     assert aws.object("c/c.csv") == data and aws.pending_uploads() == []
 
@@ -93,6 +91,6 @@ def test_a_failed_create_multipart_upload_surfaces_and_leaves_nothing(aws):
     with pytest.raises(ConnectionError):
         with StreamingUpload(aws.s3, BUCKET, "n/n.csv", part_size=5 * MIB, metadata={}) as upload:
             upload.write(os.urandom(12 * MIB))
-            upload.complete({})
+            upload.complete()
 
     assert aws.keys() == [] and aws.pending_uploads() == []
