@@ -373,7 +373,7 @@ class CsvProfiler:
         empty = [0] * width
         ragged = 0
         for pattern, count in self._patterns.items():
-            cells = pattern.split(b",")
+            cells = pattern[1:-1].split(b",")
             ragged += _add_empty(empty, [cell == b"e" for cell in cells], count)
         for pattern, count in self._pairs.items():
             ragged += _add_empty(empty, [first == 0 for first in pattern[::2]], count)
@@ -398,15 +398,19 @@ class CsvProfiler:
 
 
 def _pattern_lines(block: bytes) -> list[bytes]:
-    """One pattern per record of a quote-free, NUL-free block: `,` per separator, `e` per empty cell.
+    """One pattern per record of a quote-free, NUL-free block: `,` per separator, `e` per empty
+    cell, between a leading and a trailing `,`.
 
-    `a,,b\\n,c,\\n` gives `[b",e,", b"e,,e"]`. Empty cells are marked with NUL between two
-    separators (two `replace` passes mark a run of any length: the first leaves every other pair
-    unmarked), then one `translate` deletes the content and turns NUL into `e`.
+    `a,,b\n,c,\n` gives `[b",,e,,", b",e,,e,"]`. Each newline gets a comma on both sides (and
+    the block one in front), so an empty first or last cell is two adjacent commas like any
+    other; every empty cell is then marked with NUL between its two commas (two `replace` passes
+    mark a run of any length: the first leaves every other pair unmarked, and the second is
+    skipped when no pair is left), and one `translate` deletes the content and turns NUL into `e`.
     """
-    marked = (b"\n" + block).replace(b",,", b",\0,").replace(b",,", b",\0,")
-    marked = marked.replace(b"\n,", b"\n\0,").replace(b",\n", b",\0\n")
-    return marked.translate(_NUL_TO_E, _CONTENT).split(b"\n")[1:-1]
+    marked = (b"," + block.replace(b"\n", b",\n,")).replace(b",,", b",\0,")
+    if b",," in marked:
+        marked = marked.replace(b",,", b",\0,")
+    return marked.translate(_NUL_TO_E, _CONTENT).split(b"\n")[:-1]
 
 
 def _clean_line(line: bytes) -> bool:
