@@ -4,7 +4,7 @@ its `/api/views` metadata, and the SQS message built from both. Pure functions, 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from contract.messages import Column, HarvestMessage
@@ -125,16 +125,17 @@ def metadata_from_view(view: dict[str, Any]) -> SourceMetadata:
     return SourceMetadata(_number(view.get("rowsUpdatedAt")), update_frequency(view), columns)
 
 
+# InventoryEntry fields the message names the PoC's way; every other field (but `missing`) goes
+# to the message under its own name.
+POC_KEYS = {"id": "ID", "name": "NAME", "owner": "OWNER", "email": "EMAIL", "category": "CATEGORY"}
+
+
 def build_message(entry: InventoryEntry, source: SourceMetadata, *, bucket: str, key: str,
                   version_id: str | None, size: int, rows: int, harvested_at: str) -> HarvestMessage:
+    inventory = {POC_KEYS.get(f.name, f.name): getattr(entry, f.name) for f in fields(entry) if f.name != "missing"}
+    # The inventory's declared frequency; the metadata's custom field when the row has none.
+    inventory["update_frequency"] = entry.update_frequency or source.update_frequency
     return HarvestMessage(
-        ID=entry.id, OWNER=entry.owner, NAME=entry.name, EMAIL=entry.email, CATEGORY=entry.category,
-        bucket=bucket, key=key, version_id=version_id, size=size, rows=rows, harvested_at=harvested_at,
-        source_updated_at=source.rows_updated_at,
-        # The inventory's declared frequency; the metadata's custom field when the row has none.
-        update_frequency=entry.update_frequency or source.update_frequency,
-        description=entry.description, license=entry.license, attribution=entry.attribution, tags=entry.tags,
-        created_at=entry.created_at, metadata_updated_at=entry.metadata_updated_at,
-        declared_rows=entry.declared_rows, declared_columns=entry.declared_columns, columns=source.columns,
-        audience=entry.audience, api_endpoint=entry.api_endpoint, visits=entry.visits, downloads=entry.downloads,
+        **inventory, bucket=bucket, key=key, version_id=version_id, size=size, rows=rows,
+        harvested_at=harvested_at, source_updated_at=source.rows_updated_at, columns=source.columns,
     )

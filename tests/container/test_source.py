@@ -1,0 +1,39 @@
+"""The message built from an inventory entry and the dataset's metadata (pure, no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from container.source import POC_KEYS, InventoryEntry, SourceMetadata, build_message
+from contract.messages import Column, HarvestMessage
+
+ENTRY = InventoryEntry(
+    id="abcd-1234", name="Nombre", owner="Entidad", email="a@b.co", category="Salud", description="Desc",
+    license="CC BY 4.0", attribution="Att", tags="a,b", created_at="2020-01-01", metadata_updated_at="2024-01-01",
+    update_frequency="Mensual", declared_rows=10, declared_columns=3, audience="public",
+    api_endpoint="https://x/resource/abcd-1234.json", visits=5, downloads=7, missing=("visits",))
+SOURCE = SourceMetadata(rows_updated_at=1700000000, update_frequency="Anual",
+                        columns=(Column(name="A", field_name="a", data_type="text"),))
+
+
+def build(entry: InventoryEntry = ENTRY) -> HarvestMessage:
+    return build_message(entry, SOURCE, bucket="b", key="abcd-1234/abcd-1234.csv", version_id="v1", size=99,
+                         rows=10, harvested_at="2026-01-01T00:00:00Z")
+
+
+def test_every_inventory_field_reaches_the_message_the_poc_ones_under_the_poc_keys():
+    message = build()
+
+    for entry_field in dataclasses.fields(InventoryEntry):
+        if entry_field.name != "missing":
+            name = POC_KEYS.get(entry_field.name, entry_field.name)
+            assert getattr(message, name) == getattr(ENTRY, entry_field.name), name
+    assert (message.ID, message.OWNER, message.NAME) == ("abcd-1234", "Entidad", "Nombre")
+    assert (message.bucket, message.version_id, message.size, message.rows) == ("b", "v1", 99, 10)
+    assert message.source_updated_at == 1700000000 and message.columns == SOURCE.columns
+    assert HarvestMessage.from_body(message.to_body()) == message
+
+
+def test_the_metadata_frequency_stands_in_when_the_inventory_row_has_none():
+    assert build().update_frequency == "Mensual"
+    assert build(dataclasses.replace(ENTRY, update_frequency="")).update_frequency == "Anual"
