@@ -8,8 +8,7 @@ request, sodapy's and ours, gets the same backoff.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -60,7 +59,7 @@ def _error_message(response: requests.Response) -> str:
 
 
 class PortalClient:
-    """A Socrata portal: `inventory_page`, `metadata`, `csv_page`. Thread-safe enough for a pool
+    """A Socrata portal: `inventory_page`, `metadata`, `open_csv_page`. Thread-safe enough for a pool
     of `pool_size` workers (one requests Session, one connection pool per host, two connections
     per worker: a page and the next one, asked for ahead)."""
 
@@ -104,7 +103,7 @@ class PortalClient:
 
     def open_csv_page(self, dataset_id: str, *, offset: int, limit: int) -> requests.Response:
         """One page of `/resource/{id}.csv` as a streamed response, status and type checked; the
-        caller closes it (`csv_page` does)."""
+        caller closes it."""
         url = f"{self.prefix}{self.host}/resource/{dataset_id}.csv"
         params = {"$order": ":id", "$limit": str(limit), "$offset": str(offset)}
         what = f"page at offset {offset}"
@@ -125,8 +124,3 @@ class PortalClient:
         response.close()
         raise PortalError(f"{what}: {problem}")
 
-    @contextlib.contextmanager
-    def csv_page(self, dataset_id: str, *, offset: int, limit: int) -> Iterator[requests.Response]:
-        """`open_csv_page`, closed on leaving the block."""
-        with self.open_csv_page(dataset_id, offset=offset, limit=limit) as response:
-            yield response
