@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from operator import not_
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
 
+from handlers.codes import DEPARTMENT, MUNICIPALITY, code_kind, conforms, consistent
+
 CHUNK_SIZE = 1 << 20
 LINE_LIMIT = 8 << 20  # bytes: longer lines are dropped (memory bound), Socrata WKT cells fit
 SAMPLE_HEAD = 1_000
@@ -92,6 +94,13 @@ class CsvProfile:
     type_checked: tuple[int, ...]  # per column: non-empty sampled cells checked (0: no check)
     type_valid: tuple[int, ...]  # per column: of those, cells matching the declared type
     duplicate_columns: tuple[str, ...]  # non-empty columns equal to an earlier one on the sample
+    # DIVIPOLA codes on the sample (handlers.codes): per column, non-empty cells checked (0: not
+    # a code column) and conforming; rows whose municipality and department codes both conform,
+    # and of those, rows where the municipality lies in the department.
+    code_checked: tuple[int, ...] = ()
+    code_valid: tuple[int, ...] = ()
+    code_pairs: int = 0
+    code_pairs_consistent: int = 0
 
     @property
     def columns(self) -> int:
@@ -106,8 +115,12 @@ class CsvProfiler:
     """Incremental form of `profile_csv`: `feed(chunk)` any number of times, then `close()`."""
 
     def __init__(self, column_types: Mapping[str, str] | None = None, *, line_limit: int = LINE_LIMIT,
-                 sample_head: int = SAMPLE_HEAD, sample_step: int = SAMPLE_STEP) -> None:
+                 sample_head: int = SAMPLE_HEAD, sample_step: int = SAMPLE_STEP,
+                 column_codes: Mapping[str, str] | None = None) -> None:
         self._types = {k.strip().casefold(): v for k, v in (column_types or {}).items()}
+        # DIVIPOLA kind by header name, from the metadata's display names (SODA headers are field
+        # names such as `departamento`); other headers are judged by their own name.
+        self._code_names = {k.strip().casefold(): v for k, v in (column_codes or {}).items()}
         self._line_limit = line_limit
         self._sample_head = sample_head
         self._sample_step = max(sample_step, 1)
@@ -138,6 +151,12 @@ class CsvProfiler:
         self._valid: list[int] = []
         self._fingerprints: list[int] = []
         self._filled: list[bool] = []  # column has a value on the sample
+        self._codes: list[tuple[int, str]] = []  # (column, DIVIPOLA kind)
+        self._pair: tuple[int, int] | None = None  # (department column, municipality column)
+        self._code_checked: list[int] = []
+        self._code_valid: list[int] = []
+        self._code_pairs = 0
+        self._code_pairs_consistent = 0
 
     # Input.
     def feed(self, chunk: bytes) -> None:
@@ -277,6 +296,14 @@ class CsvProfiler:
         self._valid = [0] * width
         self._fingerprints = [0] * width
         self._filled = [False] * width
+        self._codes = [(i, kind) for i, name in enumerate(header)
+                       if (kind := self._code_names.get(name.strip().casefold()) or code_kind(name))]
+        departments = [i for i, kind in self._codes if kind == DEPARTMENT]
+        municipalities = [i for i, kind in self._codes if kind == MUNICIPALITY]
+        # Pairs only when unambiguous: two of a kind (residence and occurrence, say) cannot be matched up.
+        self._pair = (departments[0], municipalities[0]) if len(departments) == len(municipalities) == 1 else None
+        self._code_checked = [0] * width
+        self._code_valid = [0] * width
 
     def _plain(self, block: bytes) -> None:
         """Quote-free records with no blank line, one per newline-terminated line."""
@@ -365,6 +392,15 @@ class CsvProfiler:
             self._valid[i] += sum(1 for v in values if valid(v))
         self._fingerprints = [hash((fp, column)) for fp, column in zip(self._fingerprints, columns)]
         self._filled = [filled or any(column) for filled, column in zip(self._filled, columns)]
+        for i, kind in self._codes:
+            values = [v for v in columns[i] if v]
+            self._code_checked[i] += len(values)
+            self._code_valid[i] += sum(1 for v in values if conforms(kind, v))
+        if self._pair is not None:
+            department, municipality = self._pair
+            verdicts = [consistent(row[department], row[municipality]) for row in rows]
+            self._code_pairs += sum(1 for v in verdicts if v is not None)
+            self._code_pairs_consistent += sum(1 for v in verdicts if v)
 
     # Result.
     def _profile(self) -> CsvProfile:
@@ -393,7 +429,9 @@ class CsvProfiler:
             ragged_rows=ragged, blank_lines=self._blank, dropped_records=self._dropped,
             utf8=self._utf8, invalid_utf8=self._invalid, bytes_read=self._bytes,
             sampled_rows=self._sampled, type_checked=tuple(self._checked), type_valid=tuple(self._valid),
-            duplicate_columns=tuple(duplicates),
+            duplicate_columns=tuple(duplicates), code_checked=tuple(self._code_checked),
+            code_valid=tuple(self._code_valid), code_pairs=self._code_pairs,
+            code_pairs_consistent=self._code_pairs_consistent,
         )
 
 
@@ -501,10 +539,10 @@ def iter_chunks(source: Iterable[bytes] | BinaryIO, size: int = CHUNK_SIZE) -> I
 
 
 def profile_csv(source: Iterable[bytes] | BinaryIO, column_types: Mapping[str, str] | None = None,
-                **limits: int) -> CsvProfile:
+                column_codes: Mapping[str, str] | None = None, **limits: int) -> CsvProfile:
     """Profile a CSV from bytes chunks or a binary stream; `column_types` maps header names to
-    Socrata `dataTypeName`s (others are not type-checked)."""
-    profiler = CsvProfiler(column_types, **limits)
+    Socrata `dataTypeName`s (others are not type-checked), `column_codes` to DIVIPOLA kinds."""
+    profiler = CsvProfiler(column_types, column_codes=column_codes, **limits)
     for chunk in iter_chunks(source):
         profiler.feed(chunk)
     return profiler.close()

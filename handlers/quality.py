@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -24,6 +25,7 @@ if __package__ in (None, ""):  # `python handlers/quality.py`: make `contract` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contract.messages import HarvestMessage  # noqa: E402
+from handlers.codes import code_kind  # noqa: E402
 from handlers.csvprofile import CsvProfile, profile_csv  # noqa: E402
 
 # Declared update frequency -> days allowed since the last data update (the guide's table;
@@ -86,7 +88,7 @@ class QualityReport:
 
 def evaluate(source: Iterable[bytes] | BinaryIO, dataset: HarvestMessage, now: datetime) -> QualityReport:
     """Profile the CSV once (bytes chunks or a binary stream) and score it."""
-    return score(profile_csv(source, column_types(dataset)), dataset, now)
+    return score(profile_csv(source, column_types(dataset), column_codes(dataset)), dataset, now)
 
 
 def column_types(dataset: HarvestMessage) -> dict[str, str]:
@@ -99,14 +101,26 @@ def column_types(dataset: HarvestMessage) -> dict[str, str]:
     return types
 
 
+def column_codes(dataset: HarvestMessage) -> dict[str, str]:
+    """DIVIPOLA code columns by header name, judged by the display name (SODA's field name for
+    `Código DIVIPOLA departamento` is just `departamento`)."""
+    codes: dict[str, str] = {}
+    for column in dataset.columns:
+        if kind := code_kind(column.name) or code_kind(column.field_name):
+            codes.update({name: kind for name in (column.field_name, column.name) if name})
+    return codes
+
+
 def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) -> QualityReport:
     """Criteria from a profile; `profile=None` means the object could not be read at all."""
     p = profile or profile_csv([])
-    criteria = (
+    criteria = tuple(c for c in (
         completitud(p, dataset),
         unicidad(p),
         actualidad(dataset, now),
+        conformidad(p),
         exactitud(p, dataset),
+        consistencia(p),
         comprensibilidad(p, dataset),
         trazabilidad(dataset),
         credibilidad(dataset),
@@ -114,7 +128,7 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         portabilidad(p, available=profile is not None),
         disponibilidad(p, dataset, available=profile is not None),
         accesibilidad(dataset),
-    )
+    ) if c is not None)
     codes = []
     if p.rows == 0:
         codes.append("ERR004")
@@ -122,7 +136,7 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         codes.append("ERR005")
     if profile is not None and p.columns < MIN_COLUMNS:  # nothing to count when the object is missing
         codes.append("ERR008")
-    if criteria[2].inputs.get("out_of_date"):
+    if next(c for c in criteria if c.name == "actualidad").inputs.get("out_of_date"):
         codes.append("ERR015")
     issues = []
     if profile is None:
@@ -178,6 +192,26 @@ def actualidad(dataset: HarvestMessage, now: datetime) -> Criterion:
     out_of_date = age_days > allowed
     inputs.update(allowed_days=allowed, age_days=round(age_days, 2), out_of_date=out_of_date)
     return Criterion("actualidad", 0.0 if out_of_date else 10.0, inputs)
+
+
+def conformidad(p: CsvProfile) -> Criterion | None:
+    """DIVIPOLA codes on the sample; None (not scored) when no column holds one."""
+    checked, valid = sum(p.code_checked), sum(p.code_valid)
+    if not checked:
+        return None
+    wrong = checked - valid
+    return Criterion("conformidad", _round(10 * math.exp(-5 * wrong / checked)), {
+        "code_list": "DIVIPOLA (DANE)", "checked_cells": checked, "nonconforming_cells": wrong,
+        "by_column": {h: [v, c] for h, c, v in zip(p.header, p.code_checked, p.code_valid) if c}})
+
+
+def consistencia(p: CsvProfile) -> Criterion | None:
+    """Municipality within its row's department, on the sample; None (not scored) without a pair."""
+    if not p.code_pairs:
+        return None
+    return Criterion("consistencia", _round(10 * p.code_pairs_consistent / p.code_pairs), {
+        "rule": "the municipality code lies in the row's department", "rows_checked": p.code_pairs,
+        "consistent_rows": p.code_pairs_consistent})
 
 
 def exactitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion:

@@ -147,3 +147,14 @@ def test_type_sample_is_the_head_then_every_step_th_record():
     rows = list(range(1000))
     picked = _sample(rows[0:300], 0, 100, 50) + _sample(rows[300:1000], 300, 100, 50)
     assert picked == list(range(100)) + list(range(100, 1000, 50))
+
+
+def test_divipola_codes_are_checked_on_the_sample_by_header_name_or_by_the_given_kinds():
+    p = profile_csv([b"cod_dpto,cod_mpio,valor\n11,11001,1\n5,76111,2\n88,,3\n"])
+    assert (p.code_checked, p.code_valid) == ((3, 2, 0), (3, 2, 0))
+    assert (p.code_pairs, p.code_pairs_consistent) == (2, 1)  # 76111 is not in department 5
+
+    named = profile_csv([b"departamento,ciudad_municipio\n11,11001\n"],
+                        column_codes={"departamento": "department", "ciudad_municipio": "municipality"})
+    assert (named.code_checked, named.code_pairs_consistent) == ((1, 1), 1)
+    assert profile_csv([b"departamento,ciudad_municipio\n11,11001\n"]).code_checked == (0, 0)

@@ -163,9 +163,36 @@ def test_error_codes_for_size_thresholds():
     assert run(fifty).error_codes == ()
 
 
+DIVIPOLA_COLUMNS = (Column("Código DIVIPOLA departamento", "departamento", "number"),
+                    Column("Código DIVIPOLA municipio", "ciudad_municipio", "number"),
+                    Column("valor", "valor", "number"))
+
+
+def test_conformidad_and_consistencia_check_divipola_codes_named_by_the_metadata():
+    # SODA headers are field names; the display names say which columns hold DIVIPOLA codes.
+    csv = b"departamento,ciudad_municipio,valor\n11,11001,1\n76,76111,2\n13001,13001,3\n76,5001,4\n"
+    report = run(csv, columns=DIVIPOLA_COLUMNS)
+
+    # 8 code cells, one not conforming (a municipality code in the department column):
+    # 10 x exp(-5 x 1/8) = 5.35. Rows with both codes conforming: 3; 5001 (Medellín) is not in 76.
+    assert scores(report)["conformidad"] == 5.35
+    assert report.criterion("conformidad").inputs["by_column"] == {"departamento": [3, 4], "ciudad_municipio": [4, 4]}
+    assert scores(report)["consistencia"] == 6.67
+    assert [c.name for c in report.criteria][3:6] == ["conformidad", "exactitud", "consistencia"]
+
+
+def test_conformidad_and_consistencia_are_not_scored_without_code_columns():
+    names = set(scores(run(b"id,valor,fecha\n1,2,3\n")))
+    assert not names & {"conformidad", "consistencia"} and len(names) == 11
+    # Codes but no pair (only a department column): conformidad alone.
+    names = set(scores(run(b"cod_dpto,valor,x\n11,2,3\n")))
+    assert "conformidad" in names and "consistencia" not in names
+
+
 def test_overall_score_is_the_mean_of_the_criteria():
-    report = run(b"id,valor,fecha\n1,2,2026-01-01\n")
-    assert report.score == round(sum(c.score for c in report.criteria) / len(report.criteria), 2)
+    for report in (run(b"id,valor,fecha\n1,2,2026-01-01\n"),
+                   run(b"departamento,ciudad_municipio,valor\n11,11001,1\n", columns=DIVIPOLA_COLUMNS)):
+        assert report.score == round(sum(c.score for c in report.criteria) / len(report.criteria), 2)
 
 
 def test_command_line_prints_a_table(tmp_path: Path):
@@ -177,6 +204,9 @@ def test_command_line_prints_a_table(tmp_path: Path):
     assert out.splitlines()[0].split() == ["criterion", "score", "inputs"]
     assert any(line.startswith("completitud") for line in out.splitlines())
     assert "overall" in out
+    # The real sample's district codes in the department column (docs/criteria.md): 9 of 198 cells.
+    [conformidad] = [line for line in out.splitlines() if line.startswith("conformidad")]
+    assert conformidad.split()[1] == "7.97" and '"nonconforming_cells": 9' in conformidad
 
 
 def test_same_report_from_a_stream_and_from_chunks(tmp_path: Path):
