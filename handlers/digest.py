@@ -8,6 +8,7 @@ newlines counts once. The quote state is carried from chunk to chunk.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -63,11 +64,21 @@ class RecordCounter:
 
 
 def digest_chunks(chunks: Iterable[bytes]) -> ObjectDigest:
+    """SHA-256 of each chunk runs on a helper thread (hashlib releases the GIL on large buffers)
+    while this one counts its records and reads the next chunk: the hash, the costliest step,
+    overlaps the rest. Updates stay in order (each waits for the one before); at most two
+    chunks are held."""
     sha = hashlib.sha256()
     counter = RecordCounter()
     size = 0
-    for chunk in chunks:
-        sha.update(chunk)
-        counter.feed(chunk)
-        size += len(chunk)
+    hashed: Future[None] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+        for chunk in chunks:
+            if hashed is not None:
+                hashed.result()
+            hashed = hasher.submit(sha.update, chunk)
+            counter.feed(chunk)
+            size += len(chunk)
+        if hashed is not None:
+            hashed.result()
     return ObjectDigest(sha256=sha.hexdigest(), size=size, rows=max(counter.records - 1, 0))
