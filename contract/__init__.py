@@ -95,8 +95,9 @@ class ObjectMetadata:
 class ObjectTags:
     """S3 object tags on a stored dataset: what is known only at the end.
 
-    `rows` is written as soon as the object is complete (the count is known only after the last
-    page, too late for multipart metadata); `announced=true` is added once its SQS message was sent.
+    Both are put in one call once the dataset's SQS message was sent: `rows` (the count is known
+    only after the last page, too late for object metadata) and `announced=true`. When the message
+    cannot be sent, `rows` alone is put, so a rerun re-sends it without downloading.
     """
 
     ROWS = "rows"  # records stored, header excluded
