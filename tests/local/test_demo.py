@@ -16,6 +16,7 @@ from contract import JobEnv, criteria_key, dataset_key
 from local.demo import DemoOptions, main, run_pipeline
 from local.emulator import LocalAws
 from local.portal import Fault, PortalServer, load_snapshot
+from local.report import human_size
 from tests.local.browser import find_or_install_chromium, render_dom
 
 QUIET = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115 - lives as long as the tests
@@ -176,3 +177,16 @@ def test_a_live_portal_is_harvested_a_few_datasets_at_a_time_unless_told_otherwi
     assert parse_args(["--portal", "https://www.datos.gov.co", "--limit", "50"]).limit == 50
     assert parse_args(["--portal", "https://www.datos.gov.co", "--ids", "gt2j-8ykr"]).limit is None
     assert parse_args([]).limit is None  # the snapshot: the stack's datasetLimit
+
+
+def test_the_readme_shows_what_the_demo_prints(snapshot_run):
+    # README.md quotes the demo's table; its rows, sizes, hashes and scores must be the real ones.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    quoted = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 7 and len(cells[0]) == 9 and cells[0][4] == "-":
+            quoted[cells[0]] = cells[1:5]
+    _, _, result = snapshot_run
+    printed = {o.id: [f"{o.rows:,}", human_size(o.size), o.sha256[:12], f"{o.score:.1f}/10"] for o in result.outcomes}
+    assert quoted == printed
