@@ -156,7 +156,8 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
 
     The next page is asked for once the current one has delivered half a page of records, so
     the portal prepares it while this one streams (Socrata takes a while to start a large page).
-    A dataset whose last page holds half a page or more pays one request it did not need."""
+    A dataset whose last page holds half a page or more may pay one request it did not need
+    (closed unread; cancelled instead when it has not started yet)."""
     key = dataset_key(dataset_id)
     start_metadata = {ObjectMetadata.HARVESTED_AT: harvested_at, ObjectMetadata.SOURCE_DOMAIN: portal.host}
     if source.rows_updated_at is not None:
