@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from contract.messages import Column, HarvestMessage
+from contract.messages import Column, HarvestMessage, InventoryFields
 
 logger = logging.getLogger("harvester")
 
@@ -39,25 +39,12 @@ FREQUENCY_GROUP, FREQUENCY_FIELD = "Información de Datos", "Frecuencia de Actua
 
 
 @dataclass(frozen=True)
-class InventoryEntry:
+class InventoryEntry(InventoryFields):
     id: str
     name: str = ""
     owner: str = ""
     email: str = ""
     category: str = ""
-    description: str = ""
-    license: str = ""
-    attribution: str = ""
-    tags: str = ""
-    created_at: str = ""
-    metadata_updated_at: str = ""
-    update_frequency: str = ""
-    declared_rows: int | None = None
-    declared_columns: int | None = None
-    audience: str = ""
-    api_endpoint: str = ""
-    visits: int | None = None
-    downloads: int | None = None
     missing: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -125,17 +112,13 @@ def metadata_from_view(view: dict[str, Any]) -> SourceMetadata:
     return SourceMetadata(_number(view.get("rowsUpdatedAt")), update_frequency(view), columns)
 
 
-# InventoryEntry fields the message names the PoC's way; every other field (but `missing`) goes
-# to the message under its own name.
-POC_KEYS = {"id": "ID", "name": "NAME", "owner": "OWNER", "email": "EMAIL", "category": "CATEGORY"}
-
-
 def build_message(entry: InventoryEntry, source: SourceMetadata, *, bucket: str, key: str,
                   version_id: str | None, size: int, rows: int, harvested_at: str) -> HarvestMessage:
-    inventory = {POC_KEYS.get(f.name, f.name): getattr(entry, f.name) for f in fields(entry) if f.name != "missing"}
+    inventory = {f.name: getattr(entry, f.name) for f in fields(InventoryFields)}
     # The inventory's declared frequency; the metadata's custom field when the row has none.
     inventory["update_frequency"] = entry.update_frequency or source.update_frequency
     return HarvestMessage(
+        ID=entry.id, OWNER=entry.owner, NAME=entry.name, EMAIL=entry.email, CATEGORY=entry.category,
         **inventory, bucket=bucket, key=key, version_id=version_id, size=size, rows=rows,
         harvested_at=harvested_at, source_updated_at=source.rows_updated_at, columns=source.columns,
     )

@@ -49,8 +49,30 @@ class Column:
     description: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class InventoryFields:
+    """What the asset inventory says about a dataset that the quality criteria need, under the
+    same names in the harvester's inventory entry and in the message (empty when the portal left
+    them blank)."""
+
+    update_frequency: str = ""
+    description: str = ""
+    license: str = ""
+    attribution: str = ""
+    tags: str = ""
+    created_at: str = ""
+    metadata_updated_at: str = ""
+    declared_rows: int | None = None
+    declared_columns: int | None = None
+    # For the accessibility and relevance criteria.
+    audience: str = ""
+    api_endpoint: str = ""
+    visits: int | None = None
+    downloads: int | None = None
+
+
 @dataclass(frozen=True)
-class HarvestMessage:
+class HarvestMessage(InventoryFields):
     # The PoC's keys, kept verbatim.
     ID: str
     OWNER: str
@@ -65,37 +87,28 @@ class HarvestMessage:
     rows: int
     harvested_at: str  # ISO 8601, UTC
     source_updated_at: int | None  # portal `rowsUpdatedAt`, epoch seconds
-    # Inventory fields the quality criteria need (empty when the portal left them blank).
-    update_frequency: str = ""
-    description: str = ""
-    license: str = ""
-    attribution: str = ""
-    tags: str = ""
-    created_at: str = ""
-    metadata_updated_at: str = ""
-    declared_rows: int | None = None
-    declared_columns: int | None = None
+    # The metadata's declared columns (`/api/views/{id}.json`).
     columns: tuple[Column, ...] = field(default_factory=tuple)
-    # Inventory fields for the accessibility and relevance criteria.
-    audience: str = ""
-    api_endpoint: str = ""
-    visits: int | None = None
-    downloads: int | None = None
     # True when descriptions or columns were shortened to fit MAX_BODY_BYTES.
     truncated: bool = False
 
     def to_body(self) -> str:
         """The JSON body, within MAX_BODY_BYTES: a very wide dataset's metadata is shortened
         (descriptions first, then trailing columns) rather than failing the send."""
-        body = _compact_json(dataclasses.asdict(self))
+        body = _compact_json(self._wire())
         if len(body.encode()) <= MAX_BODY_BYTES:
             return body
         short = dataclasses.replace(
             self, truncated=True, description=self.description[:_SHORT_TEXT],
             columns=tuple(dataclasses.replace(c, description=c.description[:_SHORT_TEXT]) for c in self.columns))
-        while len(body := _compact_json(dataclasses.asdict(short)).encode()) > MAX_BODY_BYTES and short.columns:
+        while len(body := _compact_json(short._wire()).encode()) > MAX_BODY_BYTES and short.columns:
             short = dataclasses.replace(short, columns=short.columns[: len(short.columns) * 3 // 4])
         return body.decode()
+
+    def _wire(self) -> dict[str, Any]:
+        """The fields as JSON keys, the PoC's first (as its messages had them), then the rest."""
+        data = dataclasses.asdict(self)
+        return {**{name: data[name] for name in ("ID", "OWNER", "NAME", "EMAIL", "CATEGORY")}, **data}
 
     @classmethod
     def from_body(cls, body: str) -> HarvestMessage:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from container.source import POC_KEYS, InventoryEntry, SourceMetadata, build_message
-from contract.messages import Column, HarvestMessage
+from container.source import InventoryEntry, SourceMetadata, build_message
+from contract.messages import Column, HarvestMessage, InventoryFields
 
 ENTRY = InventoryEntry(
     id="abcd-1234", name="Nombre", owner="Entidad", email="a@b.co", category="Salud", description="Desc",
@@ -24,11 +24,10 @@ def build(entry: InventoryEntry = ENTRY) -> HarvestMessage:
 def test_every_inventory_field_reaches_the_message_the_poc_ones_under_the_poc_keys():
     message = build()
 
-    for entry_field in dataclasses.fields(InventoryEntry):
-        if entry_field.name != "missing":
-            name = POC_KEYS.get(entry_field.name, entry_field.name)
-            assert getattr(message, name) == getattr(ENTRY, entry_field.name), name
-    assert (message.ID, message.OWNER, message.NAME) == ("abcd-1234", "Entidad", "Nombre")
+    for inventory_field in dataclasses.fields(InventoryFields):
+        assert getattr(message, inventory_field.name) == getattr(ENTRY, inventory_field.name), inventory_field.name
+    assert ((message.ID, message.OWNER, message.NAME, message.EMAIL, message.CATEGORY)
+            == ("abcd-1234", "Entidad", "Nombre", "a@b.co", "Salud"))
     assert (message.bucket, message.version_id, message.size, message.rows) == ("b", "v1", 99, 10)
     assert message.source_updated_at == 1700000000 and message.columns == SOURCE.columns
     assert HarvestMessage.from_body(message.to_body()) == message

@@ -21,6 +21,10 @@ def test_a_message_survives_the_queue_unchanged():
     assert HarvestMessage.from_body(MESSAGE.to_body()) == MESSAGE
 
 
+def test_the_poc_keys_lead_the_body_as_in_the_poc():
+    assert list(json.loads(MESSAGE.to_body()))[:5] == ["ID", "OWNER", "NAME", "EMAIL", "CATEGORY"]
+
+
 def test_accents_travel_as_text_not_escapes():
     body = HarvestMessage(**{**MESSAGE.__dict__, "NAME": "Año de publicación ñ"}).to_body()
     assert "Año de publicación ñ" in body
