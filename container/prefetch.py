@@ -20,26 +20,25 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """Hands `item` to the consumer; False when the consumer stopped first."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        buffer.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(chunk):
                     return
             item: object = _DONE
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
             item = error
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put(item)
 
     reader = threading.Thread(target=read, name="prefetch", daemon=True)
     reader.start()
