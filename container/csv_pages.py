@@ -6,15 +6,14 @@ quoting that closes; a complete last record (a body cut short either fails urlli
 Content-Length check or ends inside quotes or without its newline). Records are counted, not
 lines: a quoted field may hold newlines.
 
-Why not the csv module over everything: it parses at ~80 MB/s here, slower than the network and
-S3 baseline the job is held to, and this job's CPU is what Fargate bills. Records are counted
-with a quote-parity scan instead (a newline ends a record when an even number of quotes precedes
-it; exact for RFC 4180, which is what Socrata writes; ~600 MB/s). The csv module (strict) still
-parses the header and the first records of every page, checking that each has the header's
-number of fields and that it counts as many records as the scan: the first 256 KiB of the first
-page (`SAMPLE_BYTES`), the first 64 KiB of each later page (`LATER_SAMPLE_BYTES`: the header and
-the column layout were already proven on the first page, and the csv module, ~25 MB/s here, is
-the slowest step of a page).
+Why not the csv module over everything: it parses at ~55 MB/s here, slower than the network
+and S3 baseline the job is held to, and this job's CPU is what Fargate bills. Records are
+counted with the pipeline's quote-parity scan instead (`contract.records`: the metadata Lambda
+counts them again with it). The csv module (strict) still parses the header and the first
+records of every page, checking that each has the header's number of fields and that it counts
+as many records as the scan: the first 256 KiB of the first page (`SAMPLE_BYTES`), the first
+64 KiB of each later page (`LATER_SAMPLE_BYTES`: the header and the column layout were already
+proven on the first page, and the csv module is the slowest step of a page).
 """
 
 from __future__ import annotations
@@ -26,11 +25,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from contract.records import count_records
+
 Sink = Callable[[bytes], None]
 HTML_STARTS = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
 SAMPLE_BYTES = 256 * 1024  # strict csv check of the first page
 LATER_SAMPLE_BYTES = 64 * 1024  # ... and of every later page
-_NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
 
 
 class InvalidPage(Exception):
@@ -45,20 +45,6 @@ class DeadlineExceeded(Exception):
 class Page:
     header: bytes  # the header line, newline included
     records: int  # records after the header
-
-
-def count_records(chunk: bytes, in_quotes: bool) -> tuple[int, bool]:
-    """Newlines outside quotes in `chunk`, entered inside quotes or not; and the state at its end.
-
-    Done in C, without a Python step per record: keep only the quotes and newlines (about 5 %
-    of a typical chunk), drop adjacent quote pairs (an escaped `""`, or an empty field: neither
-    changes the parity before any newline; runs of 8 first, which halves the replace's work on
-    SODA's fully quoted rows), split at the quotes left, and count the newlines in every other
-    piece (the pieces outside quotes)."""
-    marks = chunk.translate(None, _NOT_QUOTE_OR_NEWLINE)
-    pieces = marks.replace(b'""""""""', b"").replace(b'""', b"").split(b'"')
-    outside = pieces[1::2] if in_quotes else pieces[0::2]
-    return b"".join(outside).count(b"\n"), in_quotes ^ (len(pieces) % 2 == 0)
 
 
 def complete_prefix(data: bytes, tries: int = 64) -> bytes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pulumi
@@ -9,6 +12,8 @@ import pytest
 
 from components import artifacts
 from components.config import ROOT
+from components.notification import CRITERIA_HANDLER
+from components.processing import METADATA_HANDLER
 
 
 @pytest.fixture
@@ -44,6 +49,38 @@ def test_real_lambda_package_contains_the_contract_and_nothing_else(tmp_path):
     assert {"contract/__init__.py", "contract/messages.py"} <= set(files)
     assert all(f.endswith(".py") and f.split("/")[0] in ("handlers", "contract") for f in files)
     assert not any("__pycache__" in f or "/tests/" in f for f in files)
+
+
+def shipped(files: list[str], into: Path) -> Path:
+    """A copy of just the files that ship, as the Lambda runtime or the image holds them."""
+    for name in files:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, into / name)
+    return into
+
+
+def run_alone(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Python with only `cwd` and the installed libraries to import from: no checkout, no PYTHONPATH."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env={"PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_lambda_package_alone_imports_both_handlers(tmp_path):
+    """A module the handlers import but the package lacks (say, a new contract module) fails
+    here rather than at the Lambda's first cold start."""
+    package = shipped(artifacts.lambda_files(ROOT), tmp_path)
+    code = "; ".join(["import importlib, sys", "sys.path.insert(0, '.')", *(
+        f"assert callable(getattr(importlib.import_module({module!r}), {name!r}))"
+        for module, name in (h.rsplit(".", 1) for h in (METADATA_HANDLER, CRITERIA_HANDLER)))])
+    result = run_alone(["-I", "-c", code], package)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_image_files_alone_run_the_job_entrypoint(tmp_path):
+    """Run as the image's CMD runs it: it gets past every import and stops at the first setting."""
+    image = shipped(artifacts.image_files(ROOT), tmp_path)
+    result = run_alone(["container/main.py"], image)
+    assert (result.returncode, result.stderr.strip()) == (2, "invalid setting: BUCKET is required")
 
 
 def test_image_tag_changes_with_the_code_and_ignores_bytecode(tree):

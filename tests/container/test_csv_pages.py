@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 
 import pytest
 
-from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page, count_records
+from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page
+from contract.records import count_records
 from local.portal import encode_csv, generated_rows
 
 HEADER = ["id", "municipio", "valor", "nota", "cat", "fecha"]
@@ -73,31 +72,6 @@ def test_a_header_different_from_the_first_pages_is_rejected():
 def test_the_deadline_stops_a_download_between_chunks():
     with pytest.raises(DeadlineExceeded):
         copy_page(chunked(page_bytes(20), 64), bytearray().extend, expected_header=None, deadline=0.0)
-
-
-@pytest.mark.parametrize("chunk_size", [1, 3, 64, 1 << 20])
-def test_the_quote_parity_scan_counts_what_the_csv_module_counts(chunk_size):
-    data = page_bytes(300, seed=9)[len(page_bytes(0)):]
-    expected = sum(1 for _ in csv.reader(io.StringIO(data.decode(), newline="")))
-    total, in_quotes = 0, False
-    for chunk in chunked(data, chunk_size):
-        counted, in_quotes = count_records(chunk, in_quotes)
-        total += counted
-    assert (total, in_quotes) == (expected, False)
-
-
-@pytest.mark.parametrize("chunk_size", [1, 2, 5, 1 << 20])
-def test_the_scan_counts_right_around_escaped_quotes_empty_fields_and_quoted_newlines(chunk_size):
-    values = ['"', '""', "", "\n", '"\n"', 'a""\n', "\n\n", '"",""', "x"]
-    rows = [[a, b, "end"] for a in values for b in values]
-    buffer = io.StringIO()
-    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
-    data = buffer.getvalue().encode()
-    total, in_quotes = 0, False
-    for chunk in chunked(data, chunk_size):
-        counted, in_quotes = count_records(chunk, in_quotes)
-        total += counted
-    assert (total, in_quotes) == (len(rows), False)
 
 
 def test_a_page_larger_than_the_sample_is_checked_on_its_first_records():
