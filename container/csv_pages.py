@@ -23,6 +23,7 @@ import csv
 import io
 import time
 from dataclasses import dataclass
+from itertools import chain
 from typing import Callable, Iterable, Iterator
 
 from contract.records import count_records
@@ -123,16 +124,19 @@ def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | N
     records, in_quotes, last = 0, False, b""
     sample, sampled = bytearray(), False
     sample_bytes = SAMPLE_BYTES if expected_header is None else LATER_SAMPLE_BYTES
-    chunk = rest
-    while True:
+    received = len(header)  # bytes of the page before `chunk`
+    for chunk in chain((rest,), iterator):
         if chunk:
             sink(chunk)
             try:
                 decoder.decode(chunk)  # validates; the text itself is not needed
             except UnicodeDecodeError as error:
-                raise InvalidPage(f"the page is not UTF-8 near byte {records}: {error.reason}") from None
+                # error.start counts from the undecoded tail of the chunk before, if any
+                at = received - len(decoder.getstate()[0]) + error.start
+                raise InvalidPage(f"the page is not UTF-8 at byte {at}: {error.reason}") from None
             counted, in_quotes = count_records(chunk, in_quotes)
             records += counted
+            received += len(chunk)
             last = chunk[-1:]
             if then is not None and records >= when_records:
                 call, then = then, None
@@ -144,9 +148,6 @@ def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | N
                     sample, sampled = bytearray(), True
         if time.monotonic() > deadline:
             raise DeadlineExceeded("the dataset deadline passed while downloading")
-        chunk = next(iterator, None)
-        if chunk is None:
-            break
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:

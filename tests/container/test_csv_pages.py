@@ -64,6 +64,16 @@ def test_a_page_that_is_not_the_csv_asked_for_is_rejected_with_a_reason(data, re
         copy_page(chunked(data, 5) or [b""], bytearray().extend, expected_header=None)
 
 
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 4, 1 << 20])
+@pytest.mark.parametrize(("bad", "reason"), [(b"\xff", "invalid start byte"),
+                                             (b"\xc3(", "invalid continuation byte")])
+def test_a_non_utf8_byte_is_reported_at_its_offset_in_the_page(chunk_size, bad, reason):
+    data = '"id","name"\n"1","año"\n"2","ñ'.encode() + bad + b'"\n'
+    at = data.index(bad)  # a sequence cut across chunks is reported where it starts
+    with pytest.raises(InvalidPage, match=f"not UTF-8 at byte {at}: {reason}"):
+        copy_page(chunked(data, chunk_size), bytearray().extend, expected_header=None)
+
+
 def test_a_header_different_from_the_first_pages_is_rejected():
     with pytest.raises(InvalidPage, match="header differs"):
         copy_page([b'"id","other"\n"1","2"\n'], bytearray().extend, expected_header=b'"id","name"\n')
