@@ -318,14 +318,14 @@ def _report(results: dict[str, tuple[Measure, Measure, list[float]]], quick: boo
     growth = large.rss_mib - small.rss_mib
     lines += ["", f"Harvester peak RSS growth from the small to the large dataset: {growth:+.1f} MiB "
               f"(goal < {GOAL_GROWTH_MIB}): {_verdict(growth < GOAL_GROWTH_MIB)}."]
-    dataset_id, harvester, baseline = breakdown
+    dataset_id, traced_harvester, traced_baseline = breakdown
     lines += ["", f"Where the time of {dataset_id} goes, one traced run of each (not part of the medians). Both "
               "exclude process start-up, imports and client creation. The job's steps run one after the other "
               "on its dataset thread (indented: inside the step above, or on another thread: the later pages are "
               "asked for on the next-page thread while the page before streams, part uploads and "
               "CreateMultipartUpload run on part threads); the baseline does none of the metadata, page, "
               "check, tag and message steps.", "",
-              *_steps_table("job step", harvester), "", *_steps_table("baseline step", baseline)]
+              *_steps_table("job step", traced_harvester), "", *_steps_table("baseline step", traced_baseline)]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from contract import JobEnv, LambdaEnv, Services
+from contract import DATASET_ID_PATTERN, JobEnv, LambdaEnv, Services
 
 PROJECT = "arti4207"
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +62,17 @@ def _setting(default: Any, poc: str, doc: str, check: Callable[[Any], str | None
     return field(default=default, metadata=meta)
 
 
+def field_default(f: dataclasses.Field) -> Any:
+    """A setting's default: its value, or a fresh copy from its factory (lists)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    factory = f.default_factory
+    return factory() if callable(factory) else None
+
+
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
-_DATASET_ID = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class PipelineConfig:
     portal_domain: str = _setting("www.datos.gov.co", "5", "Socrata portal the job harvests",
                                   lambda v: None if v and " " not in v else "must be a host name or URL")
     inventory_id: str = _setting("uzcf-b9dh", "5", "asset inventory dataset of the portal",
-                                 _matches(_DATASET_ID, "uzcf-b9dh"))
+                                 _matches(DATASET_ID_PATTERN, "uzcf-b9dh"))
     dataset_limit: int = _setting(100, "5", "datasets per harvest (PoC COUNT); 0: every eligible one",
                                   _in_range(0, 1000000))
     harvest_concurrency: int = _setting(4, "-", "datasets downloaded at once by one task", _in_range(1, 64))
@@ -220,8 +227,7 @@ class PipelineConfig:
             if raw is None:
                 continue
             f = by_key[key]
-            kwargs[f.name] = _coerce(key, raw, f.default if f.default is not dataclasses.MISSING
-                                     else f.default_factory())
+            kwargs[f.name] = _coerce(key, raw, field_default(f))
         return cls(**kwargs)
 
     @classmethod
@@ -247,7 +253,7 @@ def config_reference_markdown() -> str:
     """The README's configuration table, generated from the fields' `poc` and `doc` metadata."""
     rows = ["| Key | Default | PoC step | What it sets |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(PipelineConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = field_default(f)
         shown = json.dumps(default) if isinstance(default, (bool, list)) else str(default)
         rows.append(f"| `{PROJECT}:{config_key(f.name)}` | `{shown}` | {f.metadata['poc']} | {f.metadata['doc']} |")
     rows.append(f"| `{PROJECT}:portalAppToken` (secret) | unset | 5 | Socrata app token; "

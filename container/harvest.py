@@ -240,13 +240,13 @@ def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: A
             log.warning("%s: inventory row without %s; kept empty", entry.id, ", ".join(entry.missing))
         key = dataset_key(entry.id)
         state = None if settings.force else stored_state(s3, settings.bucket, key)
-        current = (state is not None and state.rows is not None and source.rows_updated_at is not None
-                   and state.source_updated_at == source.rows_updated_at)
-        if current and state.announced:
-            log.info("%s: unchanged since %s (rowsUpdatedAt %s): skipped", entry.id, state.harvested_at,
-                     source.rows_updated_at)
-            return outcome(SKIPPED, reason="unchanged", rows=state.rows, size=state.size, version_id=state.version_id)
-        if current:
+        if (state is not None and state.rows is not None and source.rows_updated_at is not None
+                and state.source_updated_at == source.rows_updated_at):
+            if state.announced:
+                log.info("%s: unchanged since %s (rowsUpdatedAt %s): skipped", entry.id, state.harvested_at,
+                         source.rows_updated_at)
+                return outcome(SKIPPED, reason="unchanged", rows=state.rows, size=state.size,
+                               version_id=state.version_id)
             stored = StoredObject(settings.bucket, key, state.version_id, state.size)
             message = build_message(entry, source, bucket=settings.bucket, key=key, version_id=state.version_id,
                                     size=state.size, rows=state.rows, harvested_at=state.harvested_at)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator
+from typing import Generator, Iterable
 
 _DONE = object()
 
 
-def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Iterator[bytes]:
+def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Generator[bytes, None, None]:
     """Yields `chunks` in order, at most `depth` read ahead; re-raises the reader's error in order.
 
     Closing the generator early (an error downstream) stops the reader at its next chunk."""

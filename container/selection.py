@@ -56,7 +56,7 @@ def select_entries(rows: Iterable[dict[str, Any]], limit: int) -> tuple[list[Inv
     rejected: list[Rejected] = []
     seen: set[str] = set()
     for row in rows:
-        uid = row.get("uid")
+        uid = row.get("uid", "")
         problem = id_problem(uid) or eligibility_problem(row)
         if problem:
             rejected.append(Rejected(str(uid or ""), problem))

@@ -56,6 +56,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _number(value: Any) -> int | None:
     try:
         return int(float(value))  # SODA JSON gives numbers as strings: "1234", "12.0"
@@ -78,8 +82,7 @@ def entry_from_row(row: dict[str, Any]) -> InventoryEntry:
 
 def entry_from_view(dataset_id: str, view: dict[str, Any]) -> InventoryEntry:
     """An entry for a dataset missing from the inventory (DATASET_IDS), from its metadata."""
-    owner = view.get("owner") if isinstance(view.get("owner"), dict) else {}
-    licence = view.get("license") if isinstance(view.get("license"), dict) else {}
+    owner, licence = _object(view.get("owner")), _object(view.get("license"))
     return InventoryEntry(
         id=dataset_id, name=_text(view.get("name")), owner=_text(owner.get("displayName")),
         category=_text(view.get("category")), description=_text(view.get("description")),

@@ -101,9 +101,9 @@ class HarvestMessage(InventoryFields):
         short = dataclasses.replace(
             self, truncated=True, description=self.description[:_SHORT_TEXT],
             columns=tuple(dataclasses.replace(c, description=c.description[:_SHORT_TEXT]) for c in self.columns))
-        while len(body := _compact_json(short._wire()).encode()) > MAX_BODY_BYTES and short.columns:
+        while len(encoded := _compact_json(short._wire()).encode()) > MAX_BODY_BYTES and short.columns:
             short = dataclasses.replace(short, columns=short.columns[: len(short.columns) * 3 // 4])
-        return body.decode()
+        return encoded.decode()
 
     def _wire(self) -> dict[str, Any]:
         """The fields as JSON keys, the PoC's first (as its messages had them), then the rest."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal, Sequence
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from rich.table import Table as RichTable
@@ -46,8 +47,10 @@ def human_size(size: int | None) -> str:
 def terminal_table(outcomes: list[DatasetOutcome]) -> RichTable:
     table = RichTable(title="ARTI4207 pipeline: one row per selected dataset", title_justify="left")
     # Figures never wrap; the name is cut short first, then the failures wrap.
-    for column, justify, width in (("dataset", "left", 9), ("rows", "right", 5), ("size", "right", 8),
-                                   ("sha256", "left", 12), ("quality", "right", 7)):
+    figures: tuple[tuple[str, Literal["left", "right"], int], ...] = (
+        ("dataset", "left", 9), ("rows", "right", 5), ("size", "right", 8), ("sha256", "left", 12),
+        ("quality", "right", 7))
+    for column, justify, width in figures:
         table.add_column(column, justify=justify, no_wrap=True, min_width=width)
     table.add_column("name", max_width=40)
     table.add_column("failures", overflow="fold")
@@ -65,7 +68,7 @@ def terminal_table(outcomes: list[DatasetOutcome]) -> RichTable:
 
 
 def write_html(outcomes: list[DatasetOutcome], path: Path, *, portal: str, endpoint: str,
-               rejected: list[dict] = ()) -> Path:
+               rejected: Sequence[dict] = ()) -> Path:
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
     environment.filters["human_size"] = human_size
     html = environment.get_template("report.html.j2").render(

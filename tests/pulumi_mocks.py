@@ -209,7 +209,8 @@ def deploy(program: Callable[[], Any], config: Mapping[str, Any] | None = None,
         _sync_await(run_pulumi_func(run))
     finally:
         pulumi.export = original_export
-    urns = pulumi.runtime.settings.get_monitor().get_registered_resources()
+    monitor: Any = pulumi.runtime.settings.get_monitor()  # set_mocks' MockMonitor
+    urns = monitor.get_registered_resources()
     by_name = {urn.rsplit("::", 1)[1]: urn for urn in urns}
     for r in deployment.resources:
         r.urn = by_name.get(r.name, "")

@@ -68,7 +68,7 @@ class AwsFixture:
         return self.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
 
     def messages(self) -> list[dict]:
-        bodies = []
+        bodies: list[dict] = []
         while True:
             batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:

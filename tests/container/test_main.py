@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -45,7 +46,7 @@ def job_env(moto_endpoint):
     return env
 
 
-def run_job(env: dict) -> tuple[int, dict | None, str]:
+def run_job(env: dict) -> tuple[int, Any, str]:
     done = subprocess.run([sys.executable, str(MAIN)], env=env, cwd=ROOT.parent, capture_output=True, text=True,
                           timeout=120)
     lines = done.stdout.strip().splitlines()

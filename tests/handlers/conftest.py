@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from contract import LambdaEnv, Services, Table, dataset_key
@@ -24,14 +25,14 @@ TOPIC = "ARTI4207-topico-test"
 ACCOUNT = "123456789012"
 
 
-@dataclass
-class Context:
-    """The attributes of the Lambda context object Powertools reads."""
+class Context(LambdaContext):
+    """A Lambda context with the attributes Powertools reads (the runtime makes the real one)."""
 
-    function_name: str = "ARTI4207-Lambda"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ARTI4207-Lambda"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    def __init__(self) -> None:
+        self._function_name = "ARTI4207-Lambda"
+        self._memory_limit_in_mb = 256
+        self._invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ARTI4207-Lambda"
+        self._aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Aws:
 
     def published(self) -> list[dict]:
         """Every notification the topic delivered so far (raw message delivery is off: unwrap)."""
-        out = []
+        out: list[dict] = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.subscriber_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=0).get("Messages", [])

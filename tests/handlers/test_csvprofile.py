@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import random
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def soda_file(rnd: random.Random) -> str:
 def test_soda_fast_path_gives_the_csv_module_profile_on_random_files_and_chunkings():
     rnd = random.Random(4207)
     types = {"h0": "number", "h1": "calendar_date", "h2": "text", "h3": "number"}
-    limits = {"sample_head": 3, "sample_step": 2}  # samples taken across fast and csv records
+    limits: dict[str, Any] = {"sample_head": 3, "sample_step": 2}  # samples taken across fast and csv records
     for _ in range(300):
         text = soda_file(rnd)
         data = text.encode()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ DAY = 86400
 
 
 def dataset(**overrides) -> HarvestMessage:
-    values = dict(ID="abcd-1234", OWNER="Alcaldía de Cali", NAME="Contratos de obra pública del municipio",
+    values: dict[str, Any] = dict(ID="abcd-1234", OWNER="Alcaldía de Cali", NAME="Contratos de obra pública del municipio",
                   EMAIL="datos@cali.gov.co", CATEGORY="Hacienda", bucket="b", key="abcd-1234/abcd-1234.csv",
                   version_id="v1", size=0, rows=0, harvested_at="2026-11-27T11:00:00Z",
                   source_updated_at=int(NOW.timestamp()) - 3 * DAY, update_frequency="Semanal",

@@ -40,7 +40,7 @@ def test_reported_failures_are_redelivered_until_the_dlq_takes_them(local_aws):
     sqs = local_aws.client("sqs")
     for body in ("good", "poison"):
         sqs.send_message(QueueUrl=local_aws.resources.queue_url, MessageBody=body)
-    seen = []
+    seen: list[str] = []
 
     def handler(event, context):
         seen.extend(r["body"] for r in event["Records"])

@@ -24,6 +24,7 @@ QUIET = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115 - lives 
 
 def _items(aws: LocalAws) -> list[dict]:
     deserialize = TypeDeserializer().deserialize
+    assert aws.resources is not None  # created on entering LocalAws
     scan = aws.client("dynamodb").scan(TableName=aws.resources.table)["Items"]
     return [{k: deserialize(v) for k, v in item.items()} for item in scan]
 
@@ -101,6 +102,7 @@ def test_faults_end_to_end_and_a_rerun_only_harvests_what_is_missing(tmp_path):
     portal = load_snapshot()
     config = PipelineConfig.from_stack_file("dev")
     with LocalAws(config) as aws, PortalServer(portal) as server:
+        assert aws.resources is not None
         ids = sorted(portal.datasets)
         transient, permanent = ids[0], ids[1]
         server.faults.inject(transient, Fault.error(503, times=2))
