@@ -8,16 +8,13 @@ import pytest
 from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page
 from contract.records import count_records
 from local.portal import encode_csv, generated_rows
+from tests.chunking import chunked
 
 HEADER = ["id", "municipio", "valor", "nota", "cat", "fecha"]
 
 
 def page_bytes(rows: int, seed: int = 1) -> bytes:
     return encode_csv(HEADER, generated_rows(rows, seed))[0]
-
-
-def chunked(data: bytes, size: int) -> list[bytes]:
-    return [data[i: i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 4096])

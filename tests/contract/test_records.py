@@ -12,12 +12,9 @@ from container.csv_pages import copy_page
 from contract.records import RecordCounter, count_records
 from handlers.digest import digest_chunks
 from local.portal import encode_csv, generated_rows
+from tests.chunking import chunked
 
 TRICKY = ['"', '""', "", "\n", '"\n"', 'a""\n', "\n\n", '"",""', "x", "ñ"]
-
-
-def chunked(data: bytes, size: int) -> list[bytes]:
-    return [data[i: i + size] for i in range(0, len(data), size)]
 
 
 def scan(chunks: list[bytes]) -> tuple[int, bool]:

@@ -12,6 +12,7 @@ import pytest
 
 from handlers import csvprofile
 from handlers.csvprofile import _clean_line, _clean_patterns, _sample, profile_csv
+from tests.chunking import chunked
 
 
 def reference(text: str):
@@ -26,7 +27,7 @@ def reference(text: str):
 
 
 def figures(data: bytes, size: int):
-    p = profile_csv([data[i:i + size] for i in range(0, len(data), size)])
+    p = profile_csv(chunked(data, size))
     return p.header, p.rows, p.distinct_rows, p.empty_cells, p.ragged_rows
 
 
@@ -88,8 +89,7 @@ def test_soda_fast_path_gives_the_csv_module_profile_on_random_files_and_chunkin
             expected = profile_csv([data], types, **limits)
         assert figures(data, 1 << 20) == reference(text), text
         for size in (1, 2, 3, 7, 17, 64, 1 << 20):
-            chunks = [data[i:i + size] for i in range(0, len(data), size)]
-            assert profile_csv(chunks, types, **limits) == expected, (text, size)
+            assert profile_csv(chunked(data, size), types, **limits) == expected, (text, size)
 
 
 def test_clean_quoted_lines_split_exactly_as_the_csv_module_reads_them():

@@ -7,15 +7,12 @@ import hashlib
 import pytest
 
 from handlers.digest import digest_chunks
-
-
-def split(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+from tests.chunking import chunked
 
 
 def test_digest_equals_hashlib_over_the_same_bytes():
     data = b"id,texto\n" + b"".join(b'%d,"linea\nuno"\n' % i for i in range(1000))
-    digest = digest_chunks(split(data, 4096))
+    digest = digest_chunks(chunked(data, 4096))
     assert digest.sha256 == hashlib.sha256(data).hexdigest()
     assert digest.size == len(data)
     assert digest.rows == 1000  # 2001 newlines, 1000 of them inside quotes
@@ -31,4 +28,4 @@ def test_digest_equals_hashlib_over_the_same_bytes():
 ])
 def test_record_count_on_edge_cases(data, rows):
     for size in (1, 2, 5, 1 << 20):
-        assert digest_chunks(split(data, size)).rows == rows
+        assert digest_chunks(chunked(data, size)).rows == rows
