@@ -35,12 +35,12 @@ def test_the_image_runs_as_a_non_root_user_from_a_pinned_slim_base():
 def test_image_requirements_are_pinned_and_match_the_tested_versions():
     image, tested = pins(IMAGE_REQUIREMENTS), pins(ROOT / "requirements.txt")
     assert all(re.fullmatch(r"[\w.]+", version) for version in image.values())
-    for name in ("sodapy", "requests", "urllib3", "boto3"):
+    for name in ("sodapy", "requests", "urllib3", "boto3", "numpy"):
         assert image[name] == tested[name]
 
 
 def test_the_image_holds_every_third_party_module_the_job_imports():
-    provided = {"sodapy", "requests", "urllib3", "boto3", "botocore"}
+    provided = {"sodapy", "requests", "urllib3", "boto3", "botocore", "numpy"}
     local = {"container", "contract"}
     imported = set()
     for source in [*(ROOT / "container").glob("*.py"), *(ROOT / "contract").glob("*.py")]:
