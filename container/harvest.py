@@ -38,7 +38,9 @@ logger = logging.getLogger("harvester")
 
 HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
 STATUSES = (HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED)
-CHUNK = 256 * 1024  # bytes per read from the portal
+# Bytes per read from the portal: 1 MiB beat 256 KiB, 512 KiB and 2-4 MiB on the 20 MB benchmark
+# (fewer trips through urllib3, the read-ahead queue and the checks; see docs/harvester.md).
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
