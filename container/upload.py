@@ -1,11 +1,12 @@
 """A streamed S3 upload: bytes in, one object out, never a partial object.
 
 Bytes are copied into fixed part buffers (S3 rejects parts under 5 MiB but the last); a full
-buffer is sent as a multipart part by a small pool while the next one fills. The buffers are
-allocated once and reused, so memory stays at (1 + max_in_flight) x part_size whatever the
-dataset's size (allocating a fresh 8 MiB buffer per part lets the C allocator's heap creep up
-with the part count). A dataset smaller than one part is stored with a single PutObject. Any
-failure aborts the multipart upload.
+buffer is sent as a multipart part by a small pool while the next one fills. Each buffer
+grows with the bytes of its first part (so a dataset smaller than one part, the portal's usual
+case, never touches a whole part's memory), then is reused at full size: memory stays at
+(1 + max_in_flight) x part_size whatever the dataset's size (allocating a fresh 8 MiB buffer
+per part lets the C allocator's heap creep up with the part count). A dataset smaller than one
+part is stored with a single PutObject. Any failure aborts the multipart upload.
 
 Parts carry CRC32 checksums (as boto3's managed transfer sends them), so S3 checks every part
 and the object gets a composite checksum.
@@ -47,7 +48,7 @@ class StreamingUpload:
         self._metadata = metadata
         self._content_type = content_type
         self._max_in_flight = max_in_flight
-        self._buffer = bytearray(part_size)
+        self._buffer = bytearray()  # grows up to part_size (see write)
         self._used = 0
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._buffers = 1
@@ -69,6 +70,7 @@ class StreamingUpload:
         self.size += len(view)
         while view:
             taken = min(len(view), self._part_size - self._used)
+            # Overwrites a reused buffer in place; extends a growing one (its length is _used).
             self._buffer[self._used: self._used + taken] = view[:taken]
             self._used += taken
             view = view[taken:]
@@ -79,7 +81,7 @@ class StreamingUpload:
     def _next_buffer(self) -> bytearray:
         if self._buffers <= self._max_in_flight:  # at most 1 + max_in_flight buffers, ever
             self._buffers += 1
-            return bytearray(self._part_size)
+            return bytearray()
         self._collect(oldest=True)
         return self._free.get_nowait()
 

@@ -1,9 +1,11 @@
-"""The streamed S3 upload against moto: multipart, single put, and abort on failure."""
+"""The streamed S3 upload against moto: multipart, single put, and abort on failure; its memory
+against a client that keeps nothing."""
 
 from __future__ import annotations
 
 import os
 import threading
+import tracemalloc
 
 import pytest
 
@@ -40,6 +42,52 @@ def test_an_object_smaller_than_a_part_is_stored_with_one_put(aws):
 
     assert calls == [] and aws.object("s/s.csv") == b"header\n"
     assert aws.s3.head_object(Bucket=BUCKET, Key="s/s.csv")["Metadata"] == {"a": "1"}
+
+
+class DiscardingS3:
+    """Answers like S3 and keeps no bytes, so traced memory is the upload's own."""
+
+    def create_multipart_upload(self, **kwargs):
+        return {"UploadId": "u"}
+
+    def upload_part(self, *, PartNumber, **kwargs):
+        return {"ETag": f"e{PartNumber}", "ChecksumCRC32": "c"}
+
+    def complete_multipart_upload(self, **kwargs):
+        return {"VersionId": "v"}
+
+    def put_object(self, **kwargs):
+        return {"VersionId": "v"}
+
+
+def peak_traced_bytes(write_all) -> int:
+    tracemalloc.start()
+    try:
+        write_all()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_object_smaller_than_a_part_never_takes_a_whole_parts_memory():
+    def small():
+        upload = StreamingUpload(DiscardingS3(), BUCKET, "s/s.csv", part_size=8 * MIB, metadata={})
+        upload.write(b"x" * 10_000)
+        upload.complete()
+
+    assert peak_traced_bytes(small) < MIB
+
+
+def test_memory_stays_at_one_plus_in_flight_parts_however_many_parts_go_up():
+    piece = b"x" * MIB  # made before tracing: the caller's, not the upload's
+
+    def sixty_parts():
+        upload = StreamingUpload(DiscardingS3(), BUCKET, "s/s.csv", part_size=5 * MIB, metadata={}, max_in_flight=2)
+        for _ in range(300):
+            upload.write(piece)
+        assert upload.complete().size == 300 * MIB
+
+    assert peak_traced_bytes(sixty_parts) < 3 * 5 * MIB * 1.15  # a growing buffer may over-allocate 1/8
 
 
 def test_a_failure_while_writing_aborts_the_upload_leaving_no_object_and_no_parts(aws):
