@@ -6,14 +6,14 @@ quoting that closes; a complete last record (a body cut short either fails urlli
 Content-Length check or ends inside quotes or without its newline). Records are counted, not
 lines: a quoted field may hold newlines.
 
-Why not the csv module over everything: it parses at ~55 MB/s here, slower than the network
-and S3 baseline the job is held to, and this job's CPU is what Fargate bills. Records are
-counted with the pipeline's quote-parity scan instead (`contract.records`, on numpy in the image;
-the metadata Lambda counts them again with it). The csv module (strict) still parses the header and the first
-records of every page, checking that each has the header's number of fields and that it counts
-as many records as the scan: the first 256 KiB of the first page (`SAMPLE_BYTES`), the first
-64 KiB of each later page (`LATER_SAMPLE_BYTES`: the header and the column layout were already
-proven on the first page, and the csv module is the slowest step of a page).
+Why not the csv module over everything: it parses at ~55 MB/s here, slower than the network and S3
+baseline the job is held to, and this job's CPU is what Fargate bills. Records are counted with
+the pipeline's quote-parity scan instead (`contract.records`, on numpy in the image; the metadata
+Lambda counts them again with it). The csv module (strict) still parses the header and the first
+records of every page, checking that each has the header's number of fields and that it counts as
+many records as the scan: the first 256 KiB of the first page (`SAMPLE_BYTES`), the first 64 KiB
+of each later page (`LATER_SAMPLE_BYTES`: the header and the column layout were already proven on
+the first page, and the csv module is the slowest step of a page).
 """
 
 from __future__ import annotations
