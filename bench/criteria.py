@@ -171,5 +171,6 @@ def _table(title, results) -> str:
     lines += [f"| {goal} | {measured} | {'PASS' if ok else 'FAIL'} |" for goal, measured, ok in goals]
     return "\n".join(lines) + "\n"
 
+
 if __name__ == "__main__":
     print(run(quick="--quick" in sys.argv))

@@ -3,13 +3,10 @@ its `/api/views` metadata, and the SQS message built from both. Pure functions, 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from contract.messages import Column, HarvestMessage, InventoryFields
-
-logger = logging.getLogger("harvester")
 
 # Inventory column (API name) -> InventoryEntry field. The PoC read these by position.
 INVENTORY_FIELDS = {

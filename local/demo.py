@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from components.config import ROOT, PipelineConfig
-from container.harvest import REJECTED  # the status of inventory rows the selection leaves out
+from container.harvest import FAILED, REJECTED  # REJECTED: inventory rows the selection leaves out
 from contract import JobEnv, criteria_key, is_dataset_id
 from local.delivery import Invocation, SnsAsyncInvoker, SqsEventSourceMapping
 from local.emulator import REGION, LocalAws, StackResources
@@ -305,7 +305,7 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
         item = outcome(entry["id"])
         item.name = entry.get("name", "") or item.name
         item.harvest = entry.get("status", "")
-        if entry.get("status") == "failed":
+        if entry.get("status") == FAILED:
             item.failures.append(f"harvest failed: {entry.get('reason', 'unknown reason')}")
     if exit_code not in (0, 1) and not summary:
         outcome("job").failures.append(f"harvester exited with {exit_code} (see out/harvest.log)")
@@ -327,7 +327,7 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
 
     s3 = aws.client("s3")
     for item in outcomes.values():
-        if item.harvest == "failed" or not is_dataset_id(item.id):
+        if item.harvest == FAILED or not is_dataset_id(item.id):
             continue
         try:
             report = json.loads(s3.get_object(Bucket=resources.bucket, Key=criteria_key(item.id))["Body"].read())

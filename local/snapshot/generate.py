@@ -39,10 +39,6 @@ TOWNS = [("05", "ANTIOQUIA", "05001", "MEDELLÍN"), ("11", "BOGOTÁ D.C.", "1100
          ("50", "META", "50251", "EL CASTILLO"), ("18", "CAQUETÁ", "18001", "FLORENCIA")]
 
 
-def _columns(specs):
-    return [(name, field, kind, description) for name, field, kind, description in specs]
-
-
 def secop(rng: random.Random, count: int):
     header = [("Nombre Entidad", "nombre_entidad", "text", "Entidad contratante."),
               ("Departamento", "departamento", "text", "Departamento de la entidad."),
@@ -61,7 +57,7 @@ def secop(rng: random.Random, count: int):
         rows.append([f"ALCALDÍA DE {town}", dep, town, f"CO1.PCCNTR.{100000 + i}", objeto,
                      str(rng.randrange(1, 500) * 100000), f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T00:00:00.000",
                      "" if i % 4 else f"proveedor{i}@example.com"])
-    return _columns(header), rows
+    return header, rows
 
 
 def colombia_mayor(rng: random.Random, count: int):
@@ -72,7 +68,7 @@ def colombia_mayor(rng: random.Random, count: int):
     names = ["María Peña", "José Núñez", "Ana Muñoz, de Gómez", "Luis Ibáñez", "Rosa Quiñones"]
     rows = [["EL CASTILLO", f"{rng.randrange(10**7, 10**8)}", rng.choice(names), str(rng.randrange(60, 100)),
              "80000" if i % 9 else ""] for i in range(count)]
-    return _columns(header), rows
+    return header, rows
 
 
 def pcr(rng: random.Random, count: int):
@@ -85,7 +81,7 @@ def pcr(rng: random.Random, count: int):
         code, dep, _, _ = TOWNS[i % len(TOWNS)]
         rows.append([f"2020-{3 + (i // 186) % 10:02d}-{1 + (i // 6) % 28:02d}T00:00:00.000", code, dep,
                      str(rng.randrange(0, 5000))])
-    return _columns(header), rows
+    return header, rows
 
 
 def main() -> None:
