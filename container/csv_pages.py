@@ -3,8 +3,10 @@ arrives, and is checked on the way.
 
 Checks per page: not an HTML page; a header equal to the first page's; UTF-8 throughout; RFC 4180
 quoting that closes; a complete last record (a body cut short either fails urllib3's
-Content-Length check or ends inside quotes or without its newline). Records are counted, not
-lines: a quoted field may hold newlines.
+Content-Length or chunked-encoding check or ends inside quotes or without its newline; a page
+that declares neither a length nor chunks is refused before it is read, in
+`PortalClient.open_csv_page`, since a cut right after a record would look complete). Records are
+counted, not lines: a quoted field may hold newlines.
 
 Why not the csv module over everything: it parses at ~55 MB/s here, slower than the network and S3
 baseline the job is held to, and this job's CPU is what Fargate bills. Records are counted with
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Callable, Iterable, Iterator
 
+from container.prefetch import DeadlineExceeded
 from contract.records import count_records
 
 Sink = Callable[[bytes], None]
@@ -36,10 +39,6 @@ LATER_SAMPLE_BYTES = 64 * 1024  # ... and of every later page
 
 class InvalidPage(Exception):
     """The page is not the CSV that was asked for; the message says why."""
-
-
-class DeadlineExceeded(Exception):
-    """The dataset took longer than its deadline."""
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
 
 from contract import JobExit, ObjectMetadata, ObjectTags, dataset_key
-from container.csv_pages import DeadlineExceeded, InvalidPage, copy_page
-from container.prefetch import prefetched
-from container.portal_client import PortalClient, PortalError
+from container.csv_pages import InvalidPage, copy_page
+from container.prefetch import DeadlineExceeded, prefetched
+from container.portal_client import PortalClient, PortalError, hang_up
 from container.selection import INVENTORY_PAGE, Rejected, in_shard, inventory_query, select_entries
 from container.settings import Settings
 from container.source import (InventoryEntry, SourceMetadata, build_message, entry_from_row,
@@ -159,18 +160,17 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
     The next page is asked for once the current one has delivered half a page of records, so
     the portal prepares it while this one streams (Socrata takes a while to start a large page).
     A dataset whose last page holds half a page or more may pay one request it did not need
-    (closed unread; cancelled instead when it has not started yet)."""
+    (closed unread, on a daemon thread: it never holds the job's exit)."""
     key = dataset_key(dataset_id)
     start_metadata = {ObjectMetadata.HARVESTED_AT: harvested_at, ObjectMetadata.SOURCE_DOMAIN: portal.host}
     if source.rows_updated_at is not None:
         start_metadata[ObjectMetadata.SOURCE_UPDATED_AT] = str(source.rows_updated_at)
     rows, offset, header = 0, 0, None
-    ahead = ThreadPoolExecutor(1, thread_name_prefix="next-page")
     next_page: Future[requests.Response] | None = None
 
     def ask_for_next_page(at: int) -> None:
         nonlocal next_page
-        next_page = ahead.submit(portal.open_csv_page, dataset_id, offset=at, limit=settings.page_size)
+        next_page = _in_background(partial(portal.open_csv_page, dataset_id, offset=at, limit=settings.page_size))
 
     try:
         with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
@@ -183,12 +183,15 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
                     response, next_page = next_page.result(), None
                 with response:
                     try:
-                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK)), upload.write,
+                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline), upload.write,
                                          expected_header=header, deadline=deadline,
                                          when_records=settings.page_size // 2,
                                          then=partial(ask_for_next_page, offset + settings.page_size))
                     except InvalidPage as error:
                         raise InvalidPage(f"page at offset {offset}: {error}") from None
+                    except DeadlineExceeded:
+                        hang_up(response)  # the read-ahead may be blocked on it mid-read
+                        raise
                 header = page.header
                 rows += page.records
                 if page.records < settings.page_size:
@@ -196,10 +199,26 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
                 offset += settings.page_size
             stored = upload.complete()
     finally:
-        ahead.shutdown(wait=False, cancel_futures=True)
         if next_page is not None:  # asked for, then not needed (or an error came first)
             next_page.add_done_callback(_close_response)
     return stored, rows
+
+
+def _in_background(request: Callable[[], requests.Response]) -> Future[requests.Response]:
+    """Runs `request` on a daemon thread. Not an executor: its threads are joined at exit, so a
+    page asked for ahead and then not needed (still waiting on a slow portal, retries and all)
+    would keep the finished job, and its Fargate bill, running."""
+    future: Future[requests.Response] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(request())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="next-page", daemon=True).start()
+    return future
 
 
 def _close_response(future: Future[requests.Response]) -> None:

@@ -38,7 +38,7 @@ from botocore.config import Config  # noqa: E402
 
 from container.harvest import run  # noqa: E402
 from container.portal_client import PortalClient, build_retry  # noqa: E402
-from container.settings import SettingError, Settings, load_settings  # noqa: E402
+from container.settings import SettingError, Settings, load_settings, log_level  # noqa: E402
 from contract import JobExit  # noqa: E402
 
 
@@ -50,15 +50,16 @@ def aws_clients(settings: Settings) -> tuple[object, object]:
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
-    logging.basicConfig(level=env.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(threadName)s %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        level = log_level(env)
         settings = load_settings(env)
     except SettingError as error:
         print(f"invalid setting: {error}", file=sys.stderr)
         return JobExit.BAD_SETTINGS
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(threadName)s %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     portal = PortalClient(settings.domain, settings.app_token, timeout=settings.http_timeout,
                           retry=build_retry(settings.http_retries, settings.retry_after_max),
                           pool_size=settings.concurrency)

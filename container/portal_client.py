@@ -8,6 +8,8 @@ request, sodapy's and ours, gets the same backoff.
 
 from __future__ import annotations
 
+import math
+import socket
 from typing import Any
 
 import requests
@@ -44,7 +46,7 @@ def build_retry(retries: int, retry_after_max: float, backoff_factor: float = 0.
         allowed_methods=frozenset({"GET", "HEAD"}),
         status_forcelist=RETRY_STATUSES,
         backoff_factor=backoff_factor, backoff_max=backoff_max, backoff_jitter=backoff_factor,
-        respect_retry_after_header=True, retry_after_max=int(retry_after_max),
+        respect_retry_after_header=True, retry_after_max=math.ceil(retry_after_max),  # whole seconds
         # Hand back the last response instead of raising, so the reason names its status.
         raise_on_status=False,
     )
@@ -99,6 +101,11 @@ class PortalClient:
         view = self._call("metadata", self._client.get_metadata, dataset_id)
         if not isinstance(view, dict):
             raise PortalError("metadata: the answer is not a JSON object")
+        if view.get("id") != dataset_id:
+            # sodapy hands back any JSON body, e.g. a 202 "still processing" answer once the
+            # retries have run out: without this, the dataset would go out with no columns.
+            detail = view.get("message") or f"its id is {view.get('id')!r}"
+            raise PortalError(f"metadata: the answer is not the metadata of {dataset_id} ({detail})")
         return view
 
     def open_csv_page(self, dataset_id: str, *, offset: int, limit: int) -> requests.Response:
@@ -119,8 +126,25 @@ class PortalClient:
             problem = "the portal answered an HTML page instead of CSV"
         elif content_type not in ("text/csv", "application/csv", ""):
             problem = f"the portal answered {content_type!r} instead of CSV"
+        elif response.raw.length_remaining is None and not response.raw.chunked:
+            # A body that ends when the connection closes, cut right after a record, would look
+            # like a complete last page: every page must declare its length or come chunked.
+            problem = "the answer declares no length (no Content-Length, not chunked): a cut could not be detected"
         else:
             return response
         response.close()
         raise PortalError(f"{what}: {problem}")
 
+
+
+def hang_up(response: requests.Response) -> None:
+    """Shuts the socket of a streamed response, so a read blocked on it in another thread (the
+    read-ahead) returns at once: `close()` alone waits for that read, which a portal trickling
+    bytes can make last for ever."""
+    connection = response.raw.connection if response.raw is not None else None
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the other side
+            pass

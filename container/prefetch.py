@@ -2,21 +2,33 @@
 caller checks and uploads the current one (socket reads release the GIL, so they overlap).
 
 Hand-written because neither requests nor urllib3 reads ahead; it is a bounded queue and a thread.
+It also bounds the wait for each chunk by the dataset's deadline: urllib3 keeps reading until it
+has a whole chunk, and its read timeout applies to each socket read, so a portal that trickles a
+byte at a time would otherwise hold the dataset for ever.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
+import time
 from typing import Generator, Iterable
 
 _DONE = object()
 
 
-def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Generator[bytes, None, None]:
-    """Yields `chunks` in order, at most `depth` read ahead; re-raises the reader's error in order.
+class DeadlineExceeded(Exception):
+    """The dataset took longer than its deadline."""
 
-    Closing the generator early (an error downstream) stops the reader at its next chunk."""
+
+def prefetched(chunks: Iterable[bytes], depth: int = 4,
+               deadline: float = math.inf) -> Generator[bytes, None, None]:
+    """Yields `chunks` in order, at most `depth` read ahead; re-raises the reader's error in order.
+    Raises DeadlineExceeded when the next chunk has not arrived by `deadline` (time.monotonic()).
+
+    Closing the generator early (an error downstream) stops the reader at its next chunk; a reader
+    blocked on a slow socket ends when the caller closes the response (it is a daemon thread)."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -44,7 +56,10 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Generator[bytes, None
     reader.start()
     try:
         while True:
-            item = buffer.get()
+            try:
+                item = buffer.get(timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise DeadlineExceeded("the dataset deadline passed while downloading") from None
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -52,4 +67,4 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4) -> Generator[bytes, None
             yield item
     finally:
         stop.set()
-        reader.join(timeout=1.0)  # a reader blocked on a slow socket ends when the response closes
+        reader.join(timeout=1.0)

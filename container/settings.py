@@ -77,19 +77,37 @@ def _dataset_ids(raw: str) -> tuple[str, ...]:
     return ids
 
 
+def _is_host_port(host: str) -> bool:
+    name, _, port = host.rpartition(":")
+    return bool(name) and not any(c in name for c in " /:") and port.isdigit()
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    """The logging level name in LOG_LEVEL (default INFO)."""
+    level = env.get(JobEnv.LOG_LEVEL, "").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingError(f"{JobEnv.LOG_LEVEL} must be DEBUG, INFO, WARNING, ERROR or CRITICAL (got {level!r})")
+    return level
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Every setting from `env` (os.environ in the job); raises SettingError on the first problem."""
     bucket = _required(env, JobEnv.BUCKET)
     queue_url = _required(env, JobEnv.QUEUE_URL)
     domain = env.get(JobEnv.SODA_DOMAIN, "").strip() or JobDefaults.SODA_DOMAIN
-    if " " in domain or domain.endswith("/") or domain.count("://") > 1:
-        raise SettingError(f"{JobEnv.SODA_DOMAIN} must be a host name or a URL without a path (got {domain!r})")
+    host = domain.removeprefix("https://").removeprefix("http://")
+    if not host or any(c in host for c in " /:") and not _is_host_port(host):
+        raise SettingError(f"{JobEnv.SODA_DOMAIN} must be a host name, or an http:// or https:// URL "
+                           f"without a path (got {domain!r})")
     inventory_id = env.get(JobEnv.INVENTORY_ID, "").strip() or JobDefaults.INVENTORY_ID
     if not is_dataset_id(inventory_id):
         raise SettingError(f"{JobEnv.INVENTORY_ID} must be a Socrata 4x4 id (got {inventory_id!r})")
     positive = lambda v: v >= 1  # noqa: E731
     shard_count = _parsed(env, JobEnv.SHARD_COUNT, JobDefaults.SHARD_COUNT, int, positive, "a whole number >= 1")
     shard_index = 0
+    if shard_count == 1 and env.get(JobEnv.ARRAY_INDEX, "").strip():
+        raise SettingError(f"{JobEnv.ARRAY_INDEX} is set (an array job) but {JobEnv.SHARD_COUNT} is 1: every "
+                           f"child would harvest every dataset; set {JobEnv.SHARD_COUNT} to the array size")
     if shard_count > 1:
         if not env.get(JobEnv.ARRAY_INDEX, "").strip():
             raise SettingError(f"{JobEnv.ARRAY_INDEX} is required when {JobEnv.SHARD_COUNT} > 1 "

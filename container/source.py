@@ -3,6 +3,7 @@ its `/api/views` metadata, and the SQS message built from both. Pure functions, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -32,6 +33,7 @@ INVENTORY_FIELDS = {
 SELECTION_FIELDS = ("type", "audience", "publication_stage")
 INVENTORY_SELECT = ",".join(dict.fromkeys([*INVENTORY_FIELDS, *SELECTION_FIELDS]))
 _NUMBERS = ("declared_rows", "declared_columns", "visits", "downloads")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins the valid pairs: what is left is alone
 FREQUENCY_GROUP, FREQUENCY_FIELD = "Información de Datos", "Frecuencia de Actualización"
 
 
@@ -48,9 +50,10 @@ class InventoryEntry(InventoryFields):
 def _text(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list):  # some portals give tags as a JSON array
-        return ",".join(str(v) for v in value)
-    return str(value)
+    text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)  # tags may be an array
+    # JSON can escape half of a surrogate pair ("\ud83d": an emoji cut short by the portal);
+    # json.loads keeps it, and no UTF-8 encoder takes it, so the message could never be sent.
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class JobEnv:
     RETRY_AFTER_MAX = "RETRY_AFTER_MAX"  # cap, in seconds, on an honoured Retry-After
     DATASET_TIMEOUT = "DATASET_TIMEOUT"  # deadline, in seconds, for one dataset
     PART_SIZE_MIB = "PART_SIZE_MIB"  # S3 multipart part size (5 or more)
+    LOG_LEVEL = "LOG_LEVEL"  # a logging level name (default INFO)
 
 
 class JobExit:

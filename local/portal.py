@@ -239,17 +239,21 @@ def load_snapshot(path: Path | str = SNAPSHOT_DIR) -> Portal:
 # --- Faults -------------------------------------------------------------------------------
 
 
+TRICKLE_SECONDS = 20.0  # how long a trickling page goes on
+
+
 @dataclass(frozen=True)
 class Fault:
     """A misbehaviour of the portal for one dataset; `times=None` means always."""
 
-    kind: str  # "status", "slow", "truncated", "html", "header_change"
+    kind: str  # "status", "slow", "trickle", "truncated", "html", "header_change"
     endpoint: str = "csv"  # "csv", "metadata" or "json"
     times: int | None = None
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
     declare_length: bool = True  # truncated: keep the full Content-Length (the client sees a short read)
+    at_record: bool = False  # truncated: cut right after a whole record (looks complete without a length)
     min_offset: int = 0  # csv: only pages whose $offset is at least this
 
     @classmethod
@@ -266,8 +270,16 @@ class Fault:
         return cls("slow", endpoint, times, delay=delay)
 
     @classmethod
-    def truncated(cls, times: int | None = None, declare_length: bool = True, min_offset: int = 0) -> Fault:
-        return cls("truncated", "csv", times, declare_length=declare_length, min_offset=min_offset)
+    def trickle(cls, delay: float, times: int | None = None) -> Fault:
+        """A csv page whose body comes one byte every `delay` seconds (each read is quick), cut
+        after TRICKLE_SECONDS."""
+        return cls("trickle", "csv", times, delay=delay)
+
+    @classmethod
+    def truncated(cls, times: int | None = None, declare_length: bool = True, min_offset: int = 0,
+                  at_record: bool = False) -> Fault:
+        return cls("truncated", "csv", times, declare_length=declare_length, min_offset=min_offset,
+                   at_record=at_record)
 
     @classmethod
     def html(cls, times: int | None = None, endpoint: str = "csv") -> Fault:
@@ -461,8 +473,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = dataset.page(_int_param(params, "$offset", 0), _int_param(params, "$limit", DEFAULT_LIMIT))
         if fault is not None and fault.kind == "header_change":
             body = b'"changed_column",' + body
+        if fault is not None and fault.kind == "trickle":
+            return self._trickle(dataset.id, body, fault.delay)
         if fault is not None and fault.kind == "truncated":
-            cut = body[: max(len(dataset.header) + 1, len(body) // 2)]
+            if fault.at_record:
+                records = record_offsets(body)
+                cut = body[: records[len(records) // 2]]
+            else:
+                cut = body[: max(len(dataset.header) + 1, len(body) // 2)]
             self.send_response(200)
             self.send_header("Content-Type", "text/csv; charset=UTF-8")
             if fault.declare_length:
@@ -473,6 +491,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         return self._send(200, "text/csv; charset=UTF-8", body)
+
+    def _trickle(self, dataset_id: str, body: bytes, delay: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        until = time.monotonic() + TRICKLE_SECONDS  # then the body ends short: a test fails, never hangs
+        try:
+            for at in range(len(body)):
+                if time.monotonic() > until:
+                    break
+                self.wfile.write(body[at: at + 1])
+                time.sleep(delay)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: what the fault is for
+            with self.server.owner._lock:
+                self.server.owner.hung_up[dataset_id] += 1
 
     def _json(self, value: Any) -> None:
         self._send(200, "application/json; charset=UTF-8", json.dumps(value, ensure_ascii=False).encode())
@@ -507,6 +542,7 @@ class PortalServer:
         self.portal = portal
         self.faults = Faults()
         self.requests: Counter = Counter()
+        self.hung_up: Counter = Counter()  # trickling pages the client stopped reading, per dataset
         self.log: list[tuple[str, str, dict]] = []
         self.app_tokens: set[str] = set()
         self.in_flight = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, DeadlineExceeded, InvalidPage, copy_page
+from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, InvalidPage, copy_page
+from container.prefetch import DeadlineExceeded
 from contract.records import count_records
 from local.portal import encode_csv, generated_rows
 from tests.chunking import chunked

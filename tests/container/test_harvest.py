@@ -259,6 +259,17 @@ def test_transient_faults_are_retried_and_the_dataset_is_complete(settings, harv
     assert aws.object(dataset_key("big1-2345")) == portal.datasets["big1-2345"].data
 
 
+def test_metadata_still_processing_after_the_retries_fails_the_dataset(settings, harvest, aws, server, sleeps):
+    server.faults.inject("smal-0001", Fault.error(202, endpoint="metadata"))
+
+    summary = harvest(settings, dataset_ids=("smal-0001",))
+
+    assert statuses(summary) == {"smal-0001": "failed"}
+    assert "not the metadata of smal-0001" in reasons(summary)["smal-0001"]
+    assert server.requests[("metadata", "smal-0001")] == settings.http_retries + 1
+    assert aws.keys() == [] and aws.messages() == []
+
+
 def test_retries_are_bounded_and_a_permanent_failure_fails_only_its_dataset(settings, harvest, aws, server, sleeps):
     server.faults.inject("big1-2345", Fault.error(500))
 
@@ -279,9 +290,12 @@ def test_retries_are_bounded_and_a_permanent_failure_fails_only_its_dataset(sett
     (Fault.html(times=1), "HTML page"),
     (Fault.html(times=1, endpoint="metadata"), "metadata"),
     (Fault.header_change(), "header differs"),
-    (Fault.truncated(min_offset=PAGE, declare_length=False), "last record is incomplete"),
+    (Fault.truncated(min_offset=PAGE, declare_length=False), "declares no length"),
+    (Fault.truncated(min_offset=PAGE, declare_length=False, at_record=True), "declares no length"),
     (Fault.truncated(min_offset=2 * PAGE), "download broken"),
-], ids=["html-page", "html-metadata", "header-change", "truncated-no-length", "truncated-short-read"])
+    (Fault.truncated(min_offset=2 * PAGE, at_record=True), "download broken"),
+], ids=["html-page", "html-metadata", "header-change", "truncated-no-length", "truncated-no-length-at-a-record",
+        "truncated-short-read", "truncated-short-read-at-a-record"])
 def test_a_wrong_answer_fails_the_dataset_with_a_clear_reason_and_stores_nothing(
         settings, harvest, aws, server, fault, reason):
     server.faults.inject("big1-2345", fault)
@@ -331,6 +345,42 @@ def test_the_deadline_fails_a_dataset_that_takes_too_long(settings, harvest, ser
     assert statuses(summary) == {"big1-2345": "failed"}
     assert "deadline" in reasons(summary)["big1-2345"]
     assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_the_deadline_stops_a_page_that_trickles_in_a_byte_at_a_time(settings, harvest, server, aws):
+    # Every socket read returns within the HTTP timeout, so only the dataset deadline can end it.
+    server.faults.inject("big1-2345", Fault.trickle(0.05))
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(summary=harvest(
+        settings, dataset_timeout=1.0, http_timeout=2.0, dataset_ids=("big1-2345",))), daemon=True)
+
+    worker.start()
+    worker.join(60)  # a liveness bound for the test run, far beyond the deadline
+
+    assert not worker.is_alive(), "the harvest outlived its dataset deadline"
+    assert statuses(outcome["summary"]) == {"big1-2345": "failed"}
+    assert "deadline" in reasons(outcome["summary"])["big1-2345"]
+    assert aws.keys() == [] and aws.pending_uploads() == []
+    # The job hung up on the page (closing alone would wait for the read-ahead's blocked read, that
+    # is for the portal to finish trickling: TRICKLE_SECONDS).
+    for _ in range(100):
+        if server.hung_up["big1-2345"]:
+            break
+        threading.Event().wait(0.1)
+    assert server.hung_up["big1-2345"] == 1
+
+
+def test_a_page_asked_for_ahead_and_not_needed_does_not_keep_the_job_alive(settings, harvest, server):
+    # smal-0001 has 37 rows: with pages of 60 the next page is asked for at 30 records, then not
+    # needed; the portal takes its time to answer it.
+    server.faults.inject("smal-0001", Fault("slow", "csv", delay=3.0, min_offset=60))
+
+    summary = harvest(settings, page_size=60, dataset_ids=("smal-0001",))
+
+    assert statuses(summary) == {"smal-0001": "harvested"}
+    assert server.requests[("csv", "smal-0001")] == 2  # the page, and the one asked for ahead
+    waiting = [t for t in threading.enumerate() if t.name.startswith("next-page")]
+    assert waiting and not [t for t in waiting if not t.daemon]  # the interpreter's exit does not wait
 
 
 def test_concurrency_is_bounded_by_the_setting(settings, harvest, server):

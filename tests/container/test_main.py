@@ -83,6 +83,7 @@ def test_exit_1_when_a_dataset_fails_with_its_reason_in_the_summary(job_env):
     ({JobEnv.BUCKET: ""}, JobEnv.BUCKET),
     ({JobEnv.DATASET_IDS: "gt2j-8ykr,../etc"}, JobEnv.DATASET_IDS),
     ({JobEnv.SHARD_COUNT: "2"}, JobEnv.ARRAY_INDEX),
+    ({JobEnv.LOG_LEVEL: "verbose"}, JobEnv.LOG_LEVEL),
 ])
 def test_exit_2_on_a_missing_or_invalid_setting_naming_it(job_env, change, named):
     job_env.update(change)

@@ -26,6 +26,10 @@ def test_the_retry_policy_covers_throttling_and_transient_errors_with_bounded_wa
     assert retry.backoff_jitter > 0 and retry.backoff_max == 30
 
 
+def test_a_fractional_retry_after_cap_rounds_up_not_to_zero():
+    assert build_retry(retries=1, retry_after_max=0.5).retry_after_max == 1
+
+
 def test_connection_errors_are_retried_then_reported(sleeps):
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from container.prefetch import prefetched
+from container.prefetch import DeadlineExceeded, prefetched
 
 
 def test_chunks_come_out_in_order():
@@ -40,3 +41,21 @@ def test_closing_early_stops_the_reader_within_its_read_ahead():
     stream.close()
     release.set()
     assert len(read) <= 1 + 3 + 2  # the consumed one, the queue, one blocked in put, one in hand
+
+
+def test_a_chunk_that_has_not_arrived_by_the_deadline_raises_after_the_chunks_before_it():
+    stalled = threading.Event()
+
+    def source():
+        yield b"1"
+        stalled.wait(30)  # a socket that stopped delivering (released when the test ends)
+        yield b"late"
+
+    got = []
+    try:
+        with pytest.raises(DeadlineExceeded, match="deadline"):
+            for chunk in prefetched(source(), deadline=time.monotonic() + 0.3):
+                got.append(chunk)
+    finally:
+        stalled.set()
+    assert got == [b"1"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import PipelineConfig
-from container.settings import MIB, SettingError, load_settings
+from container.settings import MIB, SettingError, load_settings, log_level
 from contract import JobDefaults, JobEnv
 
 BASE = {JobEnv.BUCKET: "b", JobEnv.QUEUE_URL: "https://sqs/q"}
@@ -50,6 +50,12 @@ def test_every_variable_is_read():
     ({**BASE, JobEnv.DATASET_IDS: "../x"}, JobEnv.DATASET_IDS),
     ({**BASE, JobEnv.INVENTORY_ID: "inventory"}, JobEnv.INVENTORY_ID),
     ({**BASE, JobEnv.SODA_DOMAIN: "http://host/path/"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "ftp://127.0.0.1"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "HTTP://127.0.0.1:1"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "http://"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "www.datos.gov.co/resource"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.ARRAY_INDEX: "5"}, JobEnv.ARRAY_INDEX),
+    ({**BASE, JobEnv.LOG_LEVEL: "verbose"}, JobEnv.LOG_LEVEL),
     ({**BASE, JobEnv.SHARD_COUNT: "3"}, JobEnv.ARRAY_INDEX),
     ({**BASE, JobEnv.SHARD_COUNT: "3", JobEnv.ARRAY_INDEX: "3"}, JobEnv.ARRAY_INDEX),
     ({**BASE, JobEnv.SHARD_COUNT: "0"}, JobEnv.SHARD_COUNT),
@@ -60,8 +66,15 @@ def test_every_variable_is_read():
 ])
 def test_a_missing_or_invalid_setting_is_named(env, name):
     with pytest.raises(SettingError, match=f"^{name} "):
+        log_level(env)
         load_settings(env)
 
 
-def test_the_array_index_is_ignored_without_shards():
-    assert load_settings({**BASE, JobEnv.ARRAY_INDEX: "5"}).shard_index == 0
+@pytest.mark.parametrize("domain", ["www.datos.gov.co", "https://www.datos.gov.co", "http://127.0.0.1:8081",
+                                    "localhost:8081"])
+def test_a_host_or_an_http_url_is_a_domain(domain):
+    assert load_settings({**BASE, JobEnv.SODA_DOMAIN: domain}).domain == domain
+
+
+def test_the_log_level_is_a_level_name_in_any_case():
+    assert log_level({}) == "INFO" and log_level({JobEnv.LOG_LEVEL: "warning"}) == "WARNING"

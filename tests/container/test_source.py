@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
-from container.source import InventoryEntry, SourceMetadata, build_message
+from container.source import InventoryEntry, SourceMetadata, build_message, entry_from_row, metadata_from_view
 from contract.messages import Column, HarvestMessage, InventoryFields
 
 ENTRY = InventoryEntry(
@@ -36,3 +37,16 @@ def test_every_inventory_field_reaches_the_message_the_poc_ones_under_the_poc_ke
 def test_the_metadata_frequency_stands_in_when_the_inventory_row_has_none():
     assert build().update_frequency == "Mensual"
     assert build(dataclasses.replace(ENTRY, update_frequency="")).update_frequency == "Anual"
+
+
+def test_half_a_surrogate_pair_from_the_portal_becomes_a_replacement_character_and_the_message_sends():
+    row = json.loads('{"uid": "abcd-1234", "name": "Caf\\u00e9 \\ud83d", "tags": ["a", "\\ude00b"]}')
+    view = json.loads('{"id": "abcd-1234", "columns": [{"name": "A \\ud83d", "fieldName": "a"}]}')
+
+    entry = entry_from_row(row)
+    source = metadata_from_view(view)
+
+    assert entry.name == "Café \ufffd" and entry.tags == "a,\ufffdb" and source.columns[0].name == "A \ufffd"
+    message = build_message(entry, source, bucket="b", key="abcd-1234/abcd-1234.csv", version_id=None, size=1,
+                            rows=0, harvested_at="2026-01-01T00:00:00Z")
+    assert HarvestMessage.from_body(message.to_body()).NAME == "Café \ufffd"
