@@ -2,9 +2,18 @@
 
 For each record: read the notification (`contract.messages.DatasetNotification`), stream the
 object's exact version through `handlers.quality.evaluate` (one pass, bounded memory), then
-store the report twice: on the dataset's item (UpdateItem, condition `attribute_exists`:
-a `criteria` map, `quality_score`, `error_codes`, `evaluated_at`; numbers as Decimal) and as
-JSON at `contract.criteria_key(ID)`, next to the data.
+store the report twice, in this order:
+1. On the dataset's item (UpdateItem: a `criteria` map, `quality_score`, `error_codes`,
+   `evaluated_at`; numbers as Decimal), on condition `attribute_exists(HASH) AND version_id = :v`.
+   The item (key HASH + ID) may since hold a later harvest of the same bytes (the metadata Lambda
+   replaces it): then this notification is superseded, its result is logged and dropped, and the
+   invocation succeeds. An item that does not exist fails the invocation (see below).
+2. Only once the item took it, as JSON at `contract.criteria_key(ID)`, next to the data, with
+   the evaluated `hash` and `version_id` added: one such file per dataset, so it is written only
+   when a HeadObject says the evaluated version is still the key's current one (an unversioned
+   bucket's is always current; a key with no object left takes a report that found none). A late
+   or replayed notification of an older version therefore updates that version's own item but
+   never replaces the report of the newer one.
 
 Failure policy (SNS invokes asynchronously: 2 retries, then the on-failure destination, an SQS
 queue that keeps the event):
@@ -36,13 +45,14 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from contract import Item, LambdaEnv, Table, criteria_key
-from contract.messages import DatasetNotification, InvalidMessage
+from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
 from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE
-from handlers.quality import QualityReport, evaluate, score
+from handlers.quality import OBJECT_MISSING, QualityReport, evaluate, score
 
 logger = Logger()
 MISSING_OBJECT = ("NoSuchKey", "NoSuchVersion", "404")
+NULL_VERSION = "null"  # S3's version id of an object stored while versioning was off
 
 
 def to_decimal(value: Any) -> Any:
@@ -56,22 +66,40 @@ def to_decimal(value: Any) -> Any:
     return value
 
 
-def item_update(report: QualityReport) -> dict[str, Any]:
-    """UpdateItem arguments (besides table and key) storing a report on the dataset's item."""
+def item_update(report: QualityReport, version_id: str | None) -> dict[str, Any]:
+    """UpdateItem arguments (besides table and key) storing a report on the dataset's item, if the
+    item still holds the evaluated version (the metadata Lambda stores `version_id or ""`)."""
     serialize = TypeSerializer().serialize
     criteria = {c.name: {"score": c.score, "inputs": c.inputs} for c in report.criteria}
     criteria["_issues"] = list(report.issues)  # type: ignore[assignment]
     criteria["_counts"] = report.counts  # type: ignore[assignment]
     values = {":criteria": criteria, ":score": report.score, ":codes": list(report.error_codes),
-              ":at": report.evaluated_at}
+              ":at": report.evaluated_at, ":version": version_id or ""}
     return {
         "UpdateExpression": "SET #criteria = :criteria, #score = :score, #codes = :codes, #at = :at",
-        "ConditionExpression": "attribute_exists(#hash)",
+        "ConditionExpression": "attribute_exists(#hash) AND #version = :version",
         "ExpressionAttributeNames": {"#criteria": Item.CRITERIA, "#score": Item.QUALITY_SCORE,
                                      "#codes": Item.ERROR_CODES, "#at": Item.EVALUATED_AT,
-                                     "#hash": Table.PARTITION_KEY},
+                                     "#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID},
         "ExpressionAttributeValues": {k: serialize(to_decimal(v)) for k, v in values.items()},
+        # On a failed condition the item as it is now tells "missing" from "another version".
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+
+
+def report_document(notification: DatasetNotification, report: QualityReport) -> dict[str, Any]:
+    """The JSON stored at `criteria_key(ID)`: the report plus what was evaluated, so a reader can
+    tell which version it describes."""
+    return {**report.to_dict(), "hash": notification.HASH, "version_id": notification.dataset.version_id}
+
+
+def describes_current(version_id: str | None, current: str | None, object_missing: bool) -> bool:
+    """Whether `criteria.json` may show this evaluation: the evaluated version is the key's
+    current one (`current`, HeadObject's; an unversioned object's is always current) or, when the
+    key has no object now (`current` None), the evaluation found none either."""
+    if current is None:
+        return object_missing
+    return current == NULL_VERSION or current == version_id
 
 
 def evaluate_object(notification: DatasetNotification, now: datetime) -> QualityReport:
@@ -94,17 +122,51 @@ def evaluate_object(notification: DatasetNotification, now: datetime) -> Quality
         body.close()
 
 
-def store_report(notification: DatasetNotification, report: QualityReport) -> None:
+def update_item(notification: DatasetNotification, report: QualityReport) -> bool:
+    """Stores the report on the item; False when the item now holds another version."""
     dataset = notification.dataset
+    try:
+        client("dynamodb").update_item(
+            TableName=env(LambdaEnv.TABLE_NAME),
+            Key={Table.PARTITION_KEY: {"S": notification.HASH}, Table.SORT_KEY: {"S": dataset.ID}},
+            **item_update(report, dataset.version_id),
+        )
+    except ClientError as error:
+        stored = error.response.get("Item")
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException" or not stored:
+            raise  # no item (yet): retried, then kept by the on-failure destination
+        logger.info("Notification superseded by a later harvest: result not stored", extra={
+            "version_id": dataset.version_id, "stored_version_id": stored.get(Item.VERSION_ID, {}).get("S")})
+        return False
+    return True
+
+
+def current_version(dataset: HarvestMessage) -> str | None:
+    """The dataset key's current version id ("null" when unversioned); None when it has no object."""
+    try:
+        response = client("s3").head_object(Bucket=dataset.bucket, Key=dataset.key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in MISSING_OBJECT:
+            raise
+        return None
+    return response.get("VersionId") or NULL_VERSION
+
+
+def store_report(notification: DatasetNotification, report: QualityReport) -> bool:
+    """The item first, then `criteria.json` if still current; False when superseded."""
+    dataset = notification.dataset
+    if not update_item(notification, report):
+        return False
+    current = current_version(dataset)
+    if not describes_current(dataset.version_id, current, OBJECT_MISSING in report.issues):
+        logger.info("Evaluated version is not the current version: criteria.json not replaced",
+                    extra={"version_id": dataset.version_id, "current_version_id": current})
+        return True
     client("s3").put_object(
         Bucket=env(LambdaEnv.BUCKET), Key=criteria_key(dataset.ID), ContentType="application/json",
-        Body=json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode(),
+        Body=json.dumps(report_document(notification, report), ensure_ascii=False, indent=2).encode(),
     )
-    client("dynamodb").update_item(
-        TableName=env(LambdaEnv.TABLE_NAME),
-        Key={Table.PARTITION_KEY: {"S": notification.HASH}, Table.SORT_KEY: {"S": dataset.ID}},
-        **item_update(report),
-    )
+    return True
 
 
 def process_record(record: SNSEventRecord, now: datetime) -> QualityReport:
@@ -119,9 +181,9 @@ def process_record(record: SNSEventRecord, now: datetime) -> QualityReport:
         raise
     logger.append_keys(dataset_id=notification.ID)
     report = evaluate_object(notification, now)
-    store_report(notification, report)
-    logger.info("Dataset evaluated", extra={"score": report.score, "error_codes": report.error_codes,
-                                            "issues": report.issues})
+    if store_report(notification, report):
+        logger.info("Dataset evaluated", extra={"score": report.score, "error_codes": report.error_codes,
+                                                "issues": report.issues})
     return report
 
 

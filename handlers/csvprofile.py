@@ -8,7 +8,9 @@ Memory stays bounded whatever the input:
 - rows are never kept: duplicates are found with one 64-bit hash per distinct record (Python's
   `hash` of the record's bytes, SipHash; ~64 bytes per distinct row in a `set`);
 - a physical line longer than `line_limit` bytes (and a quoted record longer than that) is
-  dropped and counted, never accumulated;
+  dropped and counted, never accumulated; the rest of the record is skipped up to its end (the
+  first newline outside quotes, by quote parity), so a long quoted cell drops as ONE record
+  instead of its tail being read as records;
 - per-column counts are aggregated from each record's *empty-cell pattern* (which cells are
   empty), and a dataset has few distinct patterns.
 
@@ -133,7 +135,9 @@ class CsvProfiler:
         self._invalid = 0
         self._started = False
         self._carry = b""
-        self._skipping = False  # inside an overlong line: drop bytes up to the next newline
+        # Inside an overlong record: drop bytes up to its end, the first newline outside quotes.
+        self._skipping = False
+        self._skip_quoted = False  # the dropped record's quotes are open (odd count so far)
         self._pending: list[bytes] | None = None  # lines of a quoted record still open
         self._pending_size = 0
         self._header: tuple[str, ...] | None = None
@@ -169,18 +173,14 @@ class CsvProfiler:
             if chunk.startswith(_BOM):
                 chunk = chunk[len(_BOM):]
         data = self._carry + chunk if self._carry else chunk
-        if self._skipping:
-            newline = data.find(b"\n")
-            if newline < 0:
-                self._carry = b""
-                return
-            data = data[newline + 1:]
-            self._skipping = False
         cut = data.rfind(b"\n") + 1
-        self._carry = data[cut:]
-        if cut:
-            self._block(data[:cut])
-        if len(self._carry) > self._line_limit:
+        lines, self._carry = data[:cut], data[cut:]
+        while lines:  # an overflow inside the block hands the rest to the skip, and back
+            lines = self._skip(lines) if self._skipping else self._block(lines)
+        if self._skipping:  # the partial line belongs to the dropped record too
+            self._skip(self._carry)
+            self._carry = b""
+        elif len(self._carry) > self._line_limit:
             self._drop_overlong()
 
     def close(self) -> CsvProfile:
@@ -194,7 +194,10 @@ class CsvProfiler:
             self._carry = b""
         if self._pending is not None:  # a quote never closed: let the csv module judge it
             record, self._pending = b"\n".join(self._pending), None
-            self._records([], [record])
+            if self._header is None:  # it opened on the first line: the whole file is the header
+                self._set_header(record)
+            else:
+                self._records([], [record])
         return self._profile()
 
     # Decoding: strict until the first error, then counting replacements.
@@ -210,46 +213,83 @@ class CsvProfiler:
             self._invalid += text.count("\ufffd")
 
     def _drop_overlong(self) -> None:
+        """The partial line in `_carry` passed the limit: its record (pending lines included) is
+        dropped, and skipped up to its end."""
         self._dropped += 1
-        self._carry = b""
         self._skipping = True
-        if self._pending is not None:
-            self._pending = None
+        self._skip_quoted = (self._pending is not None) ^ bool(self._carry.count(b'"') & 1)
+        self._pending, self._carry = None, b""
+
+    def _drop_line(self, open_quote: bool) -> None:
+        """Drops the record ending on this (complete) line; with its quotes still open, the record
+        goes on past the line, so the rest of it is skipped."""
+        self._dropped += 1
+        self._skipping = self._skip_quoted = open_quote
+
+    def _skip(self, data: bytes) -> bytes:
+        """Drops `data` up to the end of the skipped record (the first newline outside quotes, by
+        quote parity, as the record split of `_block` reads it); returns what follows it, b""
+        when the record goes on past `data`."""
+        start = 0
+        while True:
+            if self._skip_quoted:  # newlines are inside the cell: only the next quote matters
+                quote = data.find(b'"', start)
+                if quote < 0:
+                    return b""
+                self._skip_quoted, start = False, quote + 1
+                continue
+            newline = data.find(b"\n", start)
+            end = len(data) if newline < 0 else newline
+            if data.count(b'"', start, end) & 1:  # a quote reopens on this line
+                self._skip_quoted = True
+                if newline < 0:
+                    return b""
+                start = newline + 1
+            elif newline < 0:
+                return b""
+            else:
+                self._skipping = False
+                return data[newline + 1:]
 
     # Records.
-    def _block(self, block: bytes) -> None:
-        """Complete lines, each ending with a newline."""
+    def _block(self, block: bytes) -> bytes:
+        """Complete lines, each ending with a newline. Returns b"", or the lines after a quoted
+        record that passed the limit, for `_skip` (then `_skipping` is set)."""
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
         if self._header is None and self._pending is None:
             block = self._take_header(block)
             if not block:
-                return
+                return b""
         if self._header is not None and self._pending is None and b"\0" not in block:
             if b'"' not in block:
                 self._plain(block)
-                return
+                return b""
             patterns = _clean_patterns(block)
             if patterns is not None:
                 lines = block.split(b"\n")
                 lines.pop()
                 if len(block) <= self._line_limit or max(map(len, lines)) <= self._line_limit:
                     self._clean(lines, patterns)
-                    return
+                    return b""
         plain: list[bytes] = []
         quoted: list[bytes] = []
-        for line in block[:-1].split(b"\n"):
+        lines = block[:-1].split(b"\n")
+        for i, line in enumerate(lines):
             if self._pending is not None:
                 self._pending.append(line)
                 self._pending_size += len(line) + 1
-                if line.count(b'"') & 1:
+                closes = line.count(b'"') & 1
+                # An overlong line drops the record even when it closes it, as `_drop_overlong`
+                # does when the line arrives in pieces: the profile must not depend on chunking.
+                if len(line) > self._line_limit or (self._pending_size > self._line_limit and not closes):
+                    self._pending = None
+                    self._drop_line(open_quote=not closes)
+                elif closes:
                     record, self._pending = b"\n".join(self._pending), None
                     self._record(record, quoted)
-                elif self._pending_size > self._line_limit:
-                    self._pending = None
-                    self._dropped += 1
             elif len(line) > self._line_limit:
-                self._dropped += 1
+                self._drop_line(open_quote=bool(line.count(b'"') & 1))
             elif b'"' in line or b"\0" in line:  # NUL would collide with the empty-cell mark
                 if line.count(b'"') & 1:
                     self._pending, self._pending_size = [line], len(line)
@@ -259,7 +299,11 @@ class CsvProfiler:
                 self._blank += 1
             else:
                 self._record(line, plain)
+            if self._skipping:
+                self._records(plain, quoted)
+                return b"\n".join(lines[i + 1:]) + b"\n" if i + 1 < len(lines) else b""
         self._records(plain, quoted)
+        return b""
 
     def _take_header(self, block: bytes) -> bytes:
         """Sets the header from the block's first line when it is a whole record; returns the rest
@@ -309,9 +353,15 @@ class CsvProfiler:
         """Quote-free records with no blank line, one per newline-terminated line."""
         lines = block.split(b"\n")
         lines.pop()
-        if b"" in lines:
-            self._blank += lines.count(b"")
-            lines = [line for line in lines if line]
+        # A whole overlong line (rare: a block is about CHUNK_SIZE) is dropped, as `_drop_overlong`
+        # drops one that arrives in pieces.
+        overlong = len(block) > self._line_limit and max(map(len, lines)) > self._line_limit
+        if overlong or b"" in lines:
+            blank = lines.count(b"")
+            kept = [line for line in lines if 0 < len(line) <= self._line_limit]
+            self._blank += blank
+            self._dropped += len(lines) - blank - len(kept)
+            lines = kept
             if not lines:
                 return
             block = b"\n".join(lines) + b"\n"

@@ -8,17 +8,21 @@ object, AWS error) is reported in `batchItemFailures` by Powertools' BatchProces
 records succeed; after `maxReceiveCount` receives SQS moves it to the DLQ.
 
 Exactly-once effects under SQS's at-least-once delivery:
-1. PutItem with `attribute_not_exists(HASH) OR version_id <> :v`: the first processing of a
-   stored object version creates the item; a redelivery of the same version changes nothing.
-   (A re-harvest that stored the same bytes as a new version replaces the item and is announced
-   again, so its criteria are re-evaluated against the new harvest's metadata.)
-2. When that condition fails, read the item (strongly consistent): if `notified_at` is set the
-   notification went out already and the record is done; if it is missing, the earlier attempt
-   stopped between the item and the publish, so this one publishes.
+1. PutItem with `attribute_not_exists(HASH) OR (version_id <> :v AND harvested_at < :h)`: the
+   first processing of a stored object version creates the item; a redelivery of the same
+   version changes nothing. A later harvest that stored the same bytes (same key HASH + ID) as a
+   new version replaces the item and is announced again, so its criteria are re-evaluated against
+   the new harvest's metadata; a late duplicate or a DLQ replay of an OLDER harvest does not
+   (`harvested_at` is ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SSZ`: string order is time order), so it
+   can neither roll the item back, wiping the newer version's criteria, nor publish again.
+2. When that condition fails, read the item (strongly consistent): if it holds another version,
+   a later harvest superseded this message and the record is done, unpublished. Else, if
+   `notified_at` is set the notification went out already and the record is done; if it is
+   missing, the earlier attempt stopped between the item and the publish, so this one publishes.
 3. Publish, then UpdateItem `SET notified_at`.
 The one remaining at-least-once window: a crash after the publish and before step 3 (or two
 deliveries running at once, which the 6x visibility timeout makes unlikely) publishes twice.
-The criteria Lambda tolerates that: it overwrites the same result.
+The criteria Lambda tolerates that: it stores a result only for the version the item holds.
 """
 
 from __future__ import annotations
@@ -90,14 +94,22 @@ def store_and_notify(item: dict[str, Any], notification: DatasetNotification) ->
     try:
         dynamodb.put_item(
             TableName=table, Item=_to_dynamodb(item),
-            ConditionExpression="attribute_not_exists(#hash) OR #version <> :version",
-            ExpressionAttributeNames={"#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID},
-            ExpressionAttributeValues={":version": {"S": item[Item.VERSION_ID]}},
+            ConditionExpression="attribute_not_exists(#hash) OR (#version <> :version AND #harvested < :harvested)",
+            ExpressionAttributeNames={"#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID,
+                                      "#harvested": Item.HARVESTED_AT},
+            ExpressionAttributeValues={":version": {"S": item[Item.VERSION_ID]},
+                                       ":harvested": {"S": item[Item.HARVESTED_AT]}},
         )
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
         stored = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+        stored_version = stored.get(Item.VERSION_ID, {}).get("S")
+        if stored and stored_version != item[Item.VERSION_ID]:
+            logger.info("Message superseded by a later harvest: item and notification left as they are",
+                        extra={"version_id": item[Item.VERSION_ID], "stored_version_id": stored_version,
+                               "stored_harvested_at": stored.get(Item.HARVESTED_AT, {}).get("S")})
+            return False
         if Item.NOTIFIED_AT in stored:
             logger.info("Duplicate delivery: item stored and notified already")
             return False

@@ -38,6 +38,7 @@ NOT_APPLICABLE = {"no aplica", "no aplica.", "n/a"}
 MIN_ROWS = 50  # ERR005
 MIN_COLUMNS = 3  # ERR008
 SPARSE_COLUMN = 0.5  # a column more than half empty is penalised (completitud)
+OBJECT_MISSING = "object_missing"  # the issue of a report on an object that could not be read
 
 # Sensitive column-name terms and their risk (confidencialidad). Matched on whole words of the
 # normalised name; `nombre` only when the name is not about a place or an organisation.
@@ -140,7 +141,7 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         codes.append("ERR015")
     issues = []
     if profile is None:
-        issues.append("object_missing")
+        issues.append(OBJECT_MISSING)
     if not p.utf8:
         issues.append("not_utf8")
     if p.ragged_rows:
@@ -174,7 +175,9 @@ def completitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
 def unicidad(p: CsvProfile) -> Criterion:
     if not p.rows:
         return Criterion("unicidad", 0.0, {"rows": 0})
-    value = 10 * (1 - p.duplicate_rows / p.rows) * (1 - len(p.duplicate_columns) / p.columns)
+    # No header cells (a first line that parses to none) means no column can repeat another.
+    repeated = len(p.duplicate_columns) / p.columns if p.columns else 0.0
+    value = 10 * (1 - p.duplicate_rows / p.rows) * (1 - repeated)
     return Criterion("unicidad", _round(value), {"rows": p.rows, "duplicate_rows": p.duplicate_rows,
                                                  "duplicate_columns": list(p.duplicate_columns)})
 

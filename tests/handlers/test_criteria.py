@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import ClientError
 
-from contract import Item, criteria_key
+from contract import Item, LambdaEnv, criteria_key, dataset_key
 from contract.messages import DatasetNotification, InvalidMessage
 from handlers import criteria, metadata
 from tests.handlers.conftest import BUCKET, Context, logged, sns_event, sqs_event, sqs_record, harvest_message
@@ -28,8 +28,8 @@ def notify(aws, data: bytes, dataset_id: str = "gt2j-8ykr", **overrides) -> dict
     return sns_event(json.dumps(published), aws.topic_arn)
 
 
-def stored_report(aws, dataset_id: str = "gt2j-8ykr") -> dict:
-    return json.loads(aws.s3.get_object(Bucket=BUCKET, Key=criteria_key(dataset_id))["Body"].read())
+def stored_report(aws, dataset_id: str = "gt2j-8ykr", bucket: str = BUCKET) -> dict:
+    return json.loads(aws.s3.get_object(Bucket=bucket, Key=criteria_key(dataset_id))["Body"].read())
 
 
 def test_result_is_stored_on_the_item_and_next_to_the_data(aws):
@@ -96,6 +96,14 @@ def test_bad_input_yields_a_stored_result_with_codes(aws, data, codes, issue):
     assert aws.items()[0][Item.ERROR_CODES] == codes
 
 
+def test_first_line_with_an_unclosed_quote_is_scored_as_a_header_only_file(aws):
+    # The quote never closes: the whole file is one record, the header (as the csv module reads it).
+    criteria.handler(notify(aws, b'id,"municipio,edad\n1,BOGOTA,30\n'), Context())
+    report = stored_report(aws)
+    assert (report["counts"]["columns"], report["counts"]["rows"]) == (2, 0)
+    assert report["error_codes"] == ["ERR004", "ERR008"] == aws.items()[0][Item.ERROR_CODES]
+
+
 def test_enormous_single_line_is_dropped_not_loaded(aws, monkeypatch):
     data = HEADER + b"1,BOGOTA,30\n" + b"x" * (3 << 20) + b"\n" + b"2,CALI,40\n"
     event = notify(aws, data)
@@ -131,6 +139,8 @@ def test_notification_without_an_item_fails(aws):
     with pytest.raises(ClientError) as raised:
         criteria.handler(event, Context())
     assert raised.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    with pytest.raises(ClientError, match="NoSuchKey"):  # the item comes first: no report without it
+        stored_report(aws)
 
 
 def test_repeated_notification_overwrites_the_same_result(aws):
@@ -139,3 +149,73 @@ def test_repeated_notification_overwrites_the_same_result(aws):
     first = stored_report(aws)
     criteria.handler(event, Context())
     assert stored_report(aws)["score"] == first["score"] and len(aws.items()) == 1
+
+
+def notification(event: dict) -> DatasetNotification:
+    return DatasetNotification.from_body(event["Records"][0]["Sns"]["Message"])
+
+
+def test_report_names_the_hash_and_version_it_evaluated(aws):
+    event = notify(aws, GOOD)
+    criteria.handler(event, Context())
+    report, sent = stored_report(aws), notification(event)
+    assert (report["hash"], report["version_id"]) == (sent.HASH, sent.dataset.version_id)
+    assert report["dataset_id"] == "gt2j-8ykr" and report["counts"]["rows"] == 60
+
+
+def test_late_notification_of_an_older_version_leaves_the_current_report(aws, caplog):
+    older = notify(aws, GOOD)
+    newer = notify(aws, GOOD + GOOD[len(HEADER):])  # new content: a second item, 120 rows
+    criteria.handler(newer, Context())
+    current = stored_report(aws)
+
+    criteria.handler(older, Context())  # an asynchronous retry (or a DLQ replay) lands late
+
+    assert stored_report(aws) == current and current["counts"]["rows"] == 120
+    assert current["version_id"] == notification(newer).dataset.version_id
+    # The older version's own item still gets its evaluation.
+    items = {item["HASH"]: item for item in aws.items()}
+    assert items[notification(older).HASH][Item.CRITERIA]["_counts"]["rows"] == 60
+    assert "not the current version" in logged(caplog)
+
+
+def test_late_notification_for_an_item_now_holding_a_later_harvest_stores_nothing(aws, caplog):
+    # The same bytes harvested twice: one item, which the later harvest took over. The first
+    # harvest had no licence, so its evaluation differs (credibilidad).
+    older = notify(aws, GOOD, harvested_at="2026-11-01T00:00:00Z", license="")
+    newer = notify(aws, GOOD, harvested_at="2026-11-02T00:00:00Z")
+    criteria.handler(newer, Context())
+    [item], current = aws.items(), stored_report(aws)
+
+    assert criteria.handler(older, Context()) == {"evaluated": ["gt2j-8ykr"]}  # nothing to retry
+
+    assert aws.items() == [item] and item[Item.CRITERIA]["credibilidad"]["score"] == 10
+    assert stored_report(aws) == current
+    assert "superseded by a later harvest" in logged(caplog)
+
+
+def test_unversioned_bucket_stores_the_report(aws, monkeypatch):
+    monkeypatch.setenv(LambdaEnv.BUCKET, "unversioned-bucket")
+    aws.s3.create_bucket(Bucket="unversioned-bucket")
+    aws.s3.put_object(Bucket="unversioned-bucket", Key=dataset_key("gt2j-8ykr"), Body=GOOD)
+    message = harvest_message("gt2j-8ykr", GOOD, bucket="unversioned-bucket", update_frequency="No aplica")
+    metadata.handler(sqs_event(sqs_record(message.to_body())), Context())
+    [published] = aws.published()
+
+    criteria.handler(sns_event(json.dumps(published), aws.topic_arn), Context())
+
+    report = stored_report(aws, bucket="unversioned-bucket")
+    assert report["version_id"] in (None, "null") and report["counts"]["rows"] == 60
+    assert aws.items()[0][Item.QUALITY_SCORE] == Decimal(str(report["score"]))
+
+
+@pytest.mark.parametrize("version, current, missing, expected", [
+    ("v2", "v2", False, True),
+    ("v1", "v2", False, False),  # a later version is current: its report stays
+    ("v1", "v2", True, False),  # the evaluated version is gone, but the key holds a later one
+    (None, "null", False, True),  # unversioned: the only object there is
+    ("v1", None, True, True),  # no object under the key, and the evaluation found none
+    ("v1", None, False, False),  # no object under the key now: a report of its contents is stale
+])
+def test_criteria_json_describes_the_current_object_only(version, current, missing, expected):
+    assert criteria.describes_current(version, current, missing) is expected

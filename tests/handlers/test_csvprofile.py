@@ -135,13 +135,51 @@ def test_bom_and_blank_lines_are_not_data():
 
 def test_overlong_line_is_dropped_and_counted():
     data = b"a,b\n1,2\n" + b"x" * 5000 + b"\n3,4\n"
-    p = profile_csv([data[i:i + 100] for i in range(0, len(data), 100)], line_limit=1000)
-    assert (p.rows, p.dropped_records) == (2, 1)
+    for size in (100, 1 << 20):  # arriving in pieces or whole in one block
+        p = profile_csv(chunked(data, size), line_limit=1000)
+        assert (p.rows, p.dropped_records) == (2, 1), size
 
 
 def test_unterminated_quote_at_the_end_is_still_read():
     p = profile_csv([b'a,b\n1,"open\nstill open'])
     assert p.rows == 1 and p.header == ("a", "b")
+
+
+@pytest.mark.parametrize("data, columns", [(b'id,"nombre\n1,ana\n', 2), (b'"id,nombre\n', 1), (b'"id,nombre', 1)])
+def test_first_record_left_open_by_a_quote_is_the_header_not_a_row(data, columns):
+    # The csv module reads each as one record, the header (the quote runs to the end of the file).
+    for size in (1, 3, 1 << 20):
+        p = profile_csv(chunked(data, size))
+        assert (p.columns, p.rows, p.dropped_records) == (columns, 0, 0), size
+
+
+LONG_CELLS = {
+    "quoted newlines": "\n".join(f"linea {i}" for i in range(200)),
+    "escaped quotes on its lines": "\n".join(f'linea "{i}", sigue' for i in range(200)),
+    "one long physical line": "x" * 2000 + "\nfin",
+    "a long line then short ones": "x" * 1500 + "\n" + "\n".join(f'"{i}"' for i in range(50)),
+    "a long closing line": "abre\n" + "x" * 2000,
+}
+
+
+def written(records: list[list[str]], quote_all: bool) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerows(records)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("cell", LONG_CELLS.values(), ids=LONG_CELLS.keys())
+@pytest.mark.parametrize("where", [0, 3, 6])  # first data record, in the middle, last
+def test_quoted_record_over_the_line_limit_is_dropped_whole(cell, where):
+    header = ["id", "texto", "n"]
+    rows = [[str(i), f"texto {i}", "" if i % 3 else str(i)] for i in range(6)]
+    for quote_all in (False, True):
+        kept = written([header, *rows], quote_all)
+        data = written([header, *rows[:where], ["99", cell, "10"], *rows[where:]], quote_all).encode()
+        for size in (1, 7, 64, 1 << 20):
+            p = profile_csv(chunked(data, size), line_limit=1000)
+            assert (p.header, p.rows, p.distinct_rows, p.empty_cells, p.ragged_rows) == reference(kept), size
+            assert (p.dropped_records, p.blank_lines) == (1, 0), size
 
 
 def test_type_sample_is_the_head_then_every_step_th_record():

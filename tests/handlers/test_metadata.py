@@ -154,6 +154,30 @@ def test_redelivery_after_a_crash_between_item_and_publish_notifies_once(aws, mo
     assert Item.NOTIFIED_AT in item
 
 
+def test_late_delivery_of_an_older_harvest_of_the_same_bytes_changes_nothing(aws, caplog):
+    older = stored(aws, harvested_at="2026-11-01T00:00:00Z")
+    late = sqs_record(older.to_body(), message_id="m1")
+    metadata.handler(sqs_event(late), Context())
+    newer = stored(aws, harvested_at="2026-11-02T00:00:00Z")  # same bytes: same item key, new version
+    metadata.handler(sqs_event(sqs_record(newer.to_body(), message_id="m2")), Context())
+    assert len(aws.published()) == 2  # the later harvest replaced the item and was announced
+    [item] = aws.items()
+    key = {Table.PARTITION_KEY: {"S": item[Table.PARTITION_KEY]}, Table.SORT_KEY: {"S": item[Table.SORT_KEY]}}
+    aws.dynamodb.update_item(TableName="ARTI4207-Dynamo-test", Key=key, UpdateExpression="SET #s = :s",
+                             ExpressionAttributeNames={"#s": Item.QUALITY_SCORE},
+                             ExpressionAttributeValues={":s": {"N": "9.5"}})  # the criteria Lambda's result
+
+    # SQS at-least-once (or a DLQ replay): the older harvest's message arrives again.
+    again = dict(late, receiptHandle="another-receipt")
+    assert metadata.handler(sqs_event(again), Context()) == {"batchItemFailures": []}
+
+    [after] = aws.items()
+    assert after == item | {Item.QUALITY_SCORE: after[Item.QUALITY_SCORE]} and after[Item.QUALITY_SCORE] == 9.5
+    assert after[Item.VERSION_ID] == newer.version_id and after[Item.HARVESTED_AT] == newer.harvested_at
+    assert aws.published() == []
+    assert "superseded by a later harvest" in logged(caplog)
+
+
 def test_same_bytes_under_two_ids_keep_one_item_each(aws):
     metadata.handler(sqs_event(sqs_record(stored(aws, "aaaa-1111").to_body()),
                                sqs_record(stored(aws, "bbbb-2222").to_body())), Context())

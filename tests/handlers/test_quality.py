@@ -69,6 +69,14 @@ def test_unicidad_counts_duplicate_rows_and_columns():
     assert report.criterion("unicidad").inputs["duplicate_columns"] == ["copia"]
 
 
+def test_unicidad_of_rows_without_header_cells_is_scored_not_divided_by_zero():
+    # A first line holding only a CR parses as a record of no cells: rows but no columns.
+    report = run(b"\r\r\n1,2\n1,2\n")
+    assert (report.counts["rows"], report.counts["columns"]) == (2, 0)
+    assert scores(report)["unicidad"] == 5.0  # one duplicate row in 2; no columns to repeat
+    assert "ERR008" in report.error_codes
+
+
 @pytest.mark.parametrize("frequency, age_days, expected, err015", [
     ("Semanal", 3, 10.0, False),  # 3 days <= 7
     ("Semanal", 8, 0.0, True),  # 8 days > 7
