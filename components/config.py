@@ -70,38 +70,100 @@ def field_default(f: dataclasses.Field) -> Any:
     return factory() if callable(factory) else None
 
 
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+# SQS, SNS, Lambda and Batch names: letters, digits, hyphens and underscores (no dots), each
+# service with its own length limit.
+_NAME_CHARS = "A-Za-z0-9_-"
+_ROLE_CHARS = "A-Za-z0-9_+=,.@-"  # IAM role names
+DLQ_SUFFIX = "-dlq"
+# The provider completes a name_prefix with a 26-character unique suffix (timestamp + counter),
+# so a role's prefix (IAM: names up to 64) is at most 38 characters.
+UNIQUE_SUFFIX_LENGTH = 26
+ROLE_NAME_PREFIX_MAX = 64 - UNIQUE_SUFFIX_LENGTH
+_SCHEDULER_ROLE_PREFIX = f"{PROJECT.upper()}-Scheduler-"  # the PoC has no schedule, hence no key
+# Fargate's task sizes (AWS Batch / ECS): the memory values, in MiB, each vCPU value allows.
+FARGATE_MEMORY_MIB: dict[str, tuple[int, ...]] = {
+    "0.25": (512, 1024, 2048),
+    "0.5": tuple(range(1024, 4096 + 1, 1024)),
+    "1": tuple(range(2048, 8192 + 1, 1024)),
+    "2": tuple(range(4096, 16384 + 1, 1024)),
+    "4": tuple(range(8192, 30720 + 1, 1024)),
+    "8": tuple(range(16384, 61440 + 1, 4096)),
+    "16": tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+def _name(rule: str, high: int, *, low: int = 1, chars: str = _NAME_CHARS,
+          first: str | None = None) -> Callable[[Any], str | None]:
+    """A name of `low`-`high` characters of `chars` (the first one of `first`, if given); `rule`
+    says whose limit it is, so the error explains itself."""
+    head = f"[{first}]" if first else f"[{chars}]"
+    pattern = re.compile(f"{head}[{chars}]{{{low - 1},{high - 1}}}")
+    shape = f"{low}-{high} characters of {chars}" + (f", starting with one of {first}" if first else "")
+
+    def check(value: str) -> str | None:
+        return None if pattern.fullmatch(value) else f"must be {shape} ({rule})"
+    return check
+
+
+_SQS_QUEUE = _name("SQS queue name", 80)
+
+
+def _describe(values: tuple[int, ...]) -> str:
+    """`one of 512, 1024, 2048`, or `2048-8192 in steps of 1024` for a longer even series."""
+    step = values[1] - values[0]
+    if len(values) > 3 and values == tuple(range(values[0], values[-1] + 1, step)):
+        return f"{values[0]}-{values[-1]} in steps of {step}"
+    return f"one of {', '.join(map(str, values))}"
+
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    # Step 1: IAM roles, by their PoC names. These are name prefixes: the provider adds a unique
+    # suffix, so a replaced role never collides with the one still in use.
+    batch_role_name: str = _setting(
+        "ARTI4207-ECS", "1", "IAM role name prefix of the Batch job: `<value>-exec-` (execution), `<value>-job-` (job)",
+        _name(f"IAM role name_prefix, at most {ROLE_NAME_PREFIX_MAX} with -exec-",
+              ROLE_NAME_PREFIX_MAX - len("-exec-"), chars=_ROLE_CHARS))
+    metadata_role_name: str = _setting(
+        "ARTI4207-Lambda-Metadata", "1", "IAM role name prefix of the metadata Lambda (`<value>-`)",
+        _name(f"IAM role name_prefix, at most {ROLE_NAME_PREFIX_MAX} with -", ROLE_NAME_PREFIX_MAX - 1,
+              chars=_ROLE_CHARS))
     # Step 2: ECR.
     repository_name: str = _setting("arti4207-repo", "2", "private ECR repository of the harvester image",
                                     _matches(_REPO, "arti4207-repo"))
     # Step 3: SQS.
     queue_name: str = _setting("ARTI4207-SQS", "3", "standard queue announcing stored datasets",
-                               _matches(_NAME, "ARTI4207-SQS"))
+                               _name(f"SQS queue name, at most 80 with its DLQ's {DLQ_SUFFIX}", 80 - len(DLQ_SUFFIX)))
     max_receive_count: int = _setting(5, "-", "receives before a message goes to the DLQ", _in_range(1, 1000))
     # Step 4: S3.
     bucket_name: str = _setting("arti4207-poc-2023", "4", "bucket of the harvested datasets",
                                 _matches(_BUCKET, "arti4207-poc-2023"))
     # Step 6: Batch.
+    # A name prefix, not a name: a fixed name would make a replacement fail while the job queue
+    # still points at the old environment. Batch allows 128 characters, starting with a letter
+    # or digit; the provider keeps 26 of them for the unique suffix.
+    compute_environment_name: str = _setting(
+        "ARTI4207-Fargate", "6", "Batch compute environment: `<value>-` + a unique suffix",
+        _name(f"Batch compute environment name_prefix, at most {128 - UNIQUE_SUFFIX_LENGTH} with -",
+              128 - UNIQUE_SUFFIX_LENGTH - 1, first="A-Za-z0-9"))
     use_spot: bool = _setting(True, "6", "run the job on Fargate Spot (else on-demand Fargate)")
     max_vcpus: int = _setting(1, "6", "max vCPUs of the compute environment (array jobs share them)",
                               _in_range(1, 256))
     subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's")
-    job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _matches(_NAME, "ARTI4207-Queue"))
+    job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _name("Batch job queue name", 128))
     job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",
-                                        _matches(_NAME, "ARTI4207-Job"))
+                                        _name("Batch job definition name", 128))
     job_timeout_seconds: int = _setting(300, "6", "execution timeout of one job attempt", _in_range(60, 1209600))
     ephemeral_storage_gib: int = _setting(21, "6", "Fargate ephemeral storage", _in_range(21, 200))
     assign_public_ip: bool = _setting(True, "6", "give the task a public IP (needed in the default VPC)")
-    job_vcpu: str = _setting("1", "6", "vCPU of the job container",
-                             _one_of(("0.25", "0.5", "1", "2", "4", "8", "16")))
-    job_memory_mib: int = _setting(2048, "6", "memory of the job container (1 vCPU: 2048-8192)",
-                                   _in_range(512, 122880))
+    job_vcpu: str = _setting("1", "6", "vCPU of the job container", _one_of(tuple(FARGATE_MEMORY_MIB)))
+    # Checked against jobVcpu too (__post_init__): Fargate only runs the sizes in its table.
+    job_memory_mib: int = _setting(2048, "6", "memory of the job container, as Fargate allows for jobVcpu "
+                                   "(1 vCPU: 2048-8192)", _in_range(512, 122880))
     job_attempts: int = _setting(3, "-", "attempts per job (Spot reclaims and failures)", _in_range(1, 10))
     harvest_schedule: str = _setting("", "-", "EventBridge Scheduler expression; empty: no schedule",
                                      lambda v: None if v == "" else _matches(SCHEDULE_PATTERN, "rate(1 day)")(v))
@@ -117,16 +179,17 @@ class PipelineConfig:
     harvest_concurrency: int = _setting(4, "-", "datasets downloaded at once by one task", _in_range(1, 64))
     # Step 7: DynamoDB.
     table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH)",
-                               _matches(_NAME, "ARTI4207-Dynamo"))
+                               _name("DynamoDB table name", 255, low=3, chars="A-Za-z0-9_.-"))
     deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection (on for production)")
     # Step 8: SNS.
     topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets",
-                               _matches(_NAME, "ARTI4207-topico"))
+                               _name("SNS topic name", 256))
     # Steps 9-10: Lambda.
     metadata_function_name: str = _setting("ARTI4207-Lambda", "9", "metadata Lambda",
-                                           _matches(_NAME, "ARTI4207-Lambda"))
-    criteria_function_name: str = _setting("ARTI4207-Lambda-Criterio", "10", "criteria Lambda",
-                                           _matches(_NAME, "ARTI4207-Lambda-Criterio"))
+                                           _name("Lambda function name", 64))
+    criteria_function_name: str = _setting("ARTI4207-Lambda-Criterio", "10",
+                                           "criteria Lambda; also names its DLQ and prefixes its role",
+                                           _name("Lambda function name", 64))
     lambda_runtime: str = _setting("python3.13", "9", "Python runtime of both Lambdas (PoC: 3.11)",
                                    _one_of(LAMBDA_RUNTIMES))
     lambda_architecture: str = _setting("x86_64", "9", "instruction set of both Lambdas",
@@ -161,15 +224,46 @@ class PipelineConfig:
             problem = check(getattr(self, f.name)) if check else None
             if problem:
                 raise ConfigError(f"{PROJECT}:{config_key(f.name)} {problem} (got {getattr(self, f.name)!r})")
+        memory = FARGATE_MEMORY_MIB[self.job_vcpu]
+        if self.job_memory_mib not in memory:
+            raise ConfigError(f"{PROJECT}:jobMemoryMiB must be {_describe(memory)} when {PROJECT}:jobVcpu is "
+                              f"{self.job_vcpu} (Fargate vCPU/memory combinations) (got {self.job_memory_mib})")
+        # Derived names must be valid too. The field rules keep both DLQ names within SQS's limit
+        # today (76 + 4, 64 + 4); this keeps it so if a rule or the suffix changes.
+        for key, value, dlq in (("queueName", self.queue_name, self.dead_letter_queue_name),
+                                ("criteriaFunctionName", self.criteria_function_name,
+                                 self.criteria_dead_letter_queue_name)):
+            problem = _SQS_QUEUE(dlq)
+            if problem:
+                raise ConfigError(f"{PROJECT}:{key} gives the dead-letter queue name {dlq!r}, which {problem} "
+                                  f"(got {value!r})")
 
     # Derived settings: computed, never configured, so they cannot disagree with their inputs.
     @property
     def dead_letter_queue_name(self) -> str:
-        return f"{self.queue_name}-dlq"
+        return f"{self.queue_name}{DLQ_SUFFIX}"
 
     @property
     def criteria_dead_letter_queue_name(self) -> str:
-        return f"{self.criteria_function_name}-dlq"
+        return f"{self.criteria_function_name}{DLQ_SUFFIX}"
+
+    @property
+    def compute_environment_name_prefix(self) -> str:
+        return f"{self.compute_environment_name}-"
+
+    @property
+    def role_name_prefixes(self) -> dict[str, str]:
+        """The name_prefix of each IAM role, by principal: the PoC's role names where it has them."""
+        return {
+            # The PoC gave both to one role, ARTI4207-ECS; here each has only what it needs.
+            "execution": f"{self.batch_role_name}-exec-",
+            "job": f"{self.batch_role_name}-job-",
+            "metadata": f"{self.metadata_role_name}-",
+            # The PoC's criteria Lambda kept the console's default role: named after the function,
+            # cut to fit (a function name may be 64 characters, a role prefix 38).
+            "criteria": f"{self.criteria_function_name[:ROLE_NAME_PREFIX_MAX - 1]}-",
+            "scheduler": _SCHEDULER_ROLE_PREFIX,  # not in the PoC
+        }
 
     @property
     def queue_visibility_timeout_seconds(self) -> int:

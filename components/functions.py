@@ -22,6 +22,7 @@ def python_function(
     *,
     config: PipelineConfig,
     function_name: str,
+    role_name_prefix: str,
     handler: str,
     memory_mb: int,
     timeout_seconds: int,
@@ -36,7 +37,8 @@ def python_function(
         f"{name}-role", "lambda.amazonaws.com",
         iam.document(*statements, iam.allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
                                             [iam.log_stream_arn(log_group.arn)])),
-        parent, description, source_account=aws.get_caller_identity_output().account_id)
+        parent, description, name_prefix=role_name_prefix,
+        source_account=aws.get_caller_identity_output().account_id)
     layer = aws.get_region_output().region.apply(lambda region: artifacts.powertools_layer_arn(
         region, config.lambda_runtime, config.lambda_architecture, config.powertools_layer_version))
     function = aws.lambda_.Function(

@@ -11,6 +11,8 @@ from typing import Any, Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.config import ROLE_NAME_PREFIX_MAX
+
 # The one action that takes no resource: the job's execution role needs it to pull the image.
 RESOURCELESS_ACTIONS = ("ecr:GetAuthorizationToken",)
 
@@ -61,11 +63,19 @@ def objects_arn(bucket_arn: pulumi.Input[str], pattern: str = "*") -> pulumi.Out
 
 
 def role(name: str, service: str, policy: pulumi.Input[str], parent: pulumi.Resource,
-         description: str, source_account: pulumi.Input[str] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
-    """One role for one principal with its single inline policy (no managed policies)."""
+         description: str, *, name_prefix: str,
+         source_account: pulumi.Input[str] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """One role for one principal with its single inline policy (no managed policies).
+
+    Named by `name_prefix` plus the provider's unique suffix: readable in the console, and a
+    replacement never collides with the role still in use.
+    """
+    if len(name_prefix) > ROLE_NAME_PREFIX_MAX:
+        raise ValueError(f"IAM role name_prefix {name_prefix!r} is longer than {ROLE_NAME_PREFIX_MAX}")
     opts = pulumi.ResourceOptions(parent=parent)
     created = aws.iam.Role(
         name,
+        name_prefix=name_prefix,
         description=description,
         assume_role_policy=trust_policy(service, source_account),
         opts=opts,

@@ -205,9 +205,11 @@ class Ingestion(pulumi.ComponentResource):
                      "cidr_blocks": ["0.0.0.0/0"], "description": "HTTPS"}],
             opts=child,
         )
-        # Auto-named: a fixed name would make a replacement fail while the job queue points at it.
+        # The PoC's name as a prefix, not a fixed name: a fixed name would make a replacement fail
+        # while the job queue points at it; the unique suffix lets the new one exist beside it.
         self.compute_environment = aws.batch.ComputeEnvironment(
             f"{name}-compute",
+            name_prefix=config.compute_environment_name_prefix,
             type="MANAGED",
             compute_resources={
                 "type": "FARGATE_SPOT" if config.use_spot else "FARGATE",
@@ -249,22 +251,26 @@ class Ingestion(pulumi.ComponentResource):
         if self.token_parameter is not None:
             execution_statements.append(
                 iam.allow("ReadAppToken", ["ssm:GetParameters"], [self.token_parameter.arn]))
+        roles = config.role_name_prefixes
         self.execution_role, execution_policy = iam.role(
             f"{name}-execution-role", "ecs-tasks.amazonaws.com", iam.document(*execution_statements), self,
             "Batch execution role of the harvester: pull its image, write its logs, read its token",
-            source_account=account_id)
+            name_prefix=roles["execution"], source_account=account_id)
         self.job_role, job_policy = iam.role(
             f"{name}-job-role", "ecs-tasks.amazonaws.com",
             iam.document(
                 # ListBucket makes a HEAD of a missing key answer 404 instead of 403.
                 iam.allow("ListBucket", ["s3:ListBucket"], [self.bucket.arn]),
+                # The bucket is versioned and the tags go on exactly the stored version: S3 checks
+                # s3:*ObjectVersionTagging for tagging calls that name a VersionId.
                 iam.allow("StoreDatasets", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectTagging",
-                                            "s3:PutObject", "s3:PutObjectTagging"],
+                                            "s3:GetObjectVersionTagging", "s3:PutObject", "s3:PutObjectTagging",
+                                            "s3:PutObjectVersionTagging"],
                           [iam.objects_arn(self.bucket.arn)]),
                 iam.allow("AnnounceDatasets", ["sqs:SendMessage"], [self.queue.arn]),
             ),
             self, "Batch job role of the harvester: store datasets in the bucket, announce them on the queue",
-            source_account=account_id)
+            name_prefix=roles["job"], source_account=account_id)
 
         token_arn = self.token_parameter.arn if self.token_parameter is not None else None
         self.job_definition = aws.batch.JobDefinition(
@@ -290,7 +296,8 @@ class Ingestion(pulumi.ComponentResource):
                 f"{name}-scheduler-role", "scheduler.amazonaws.com",
                 iam.document(iam.allow("SubmitHarvest", ["batch:SubmitJob"],
                                        [self.job_queue.arn, self.job_definition.arn])),
-                self, "EventBridge Scheduler: submit the harvest job, nothing else", source_account=account_id)
+                self, "EventBridge Scheduler: submit the harvest job, nothing else",
+                name_prefix=roles["scheduler"], source_account=account_id)
             self.schedule = aws.scheduler.Schedule(
                 f"{name}-schedule",
                 description="Starts a harvest of the portal",

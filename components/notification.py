@@ -46,6 +46,7 @@ class Notification(pulumi.ComponentResource):
             f"{name}-criteria",
             config=config,
             function_name=config.criteria_function_name,
+            role_name_prefix=config.role_name_prefixes["criteria"],
             handler=CRITERIA_HANDLER,
             memory_mb=config.criteria_memory_mb,
             timeout_seconds=config.criteria_timeout_seconds,

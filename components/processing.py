@@ -60,6 +60,7 @@ class Processing(pulumi.ComponentResource):
             f"{name}-metadata",
             config=config,
             function_name=config.metadata_function_name,
+            role_name_prefix=config.role_name_prefixes["metadata"],
             handler=METADATA_HANDLER,
             memory_mb=config.metadata_memory_mb,
             timeout_seconds=config.metadata_timeout_seconds,

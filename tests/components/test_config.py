@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -11,6 +12,16 @@ from components.config import ConfigError, PipelineConfig, config_key, config_ke
 
 def test_dev_stack_file_sets_every_key_at_its_default():
     assert PipelineConfig.from_stack_file("dev") == PipelineConfig()
+
+
+def test_dev_stack_file_lists_every_key():
+    # The repository keeps every setting in Pulumi.dev.yaml, so a new key must be added there too.
+    import yaml
+
+    from components.config import ROOT
+
+    listed = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert sorted(k.split(":", 1)[1] for k in listed if k.startswith("arti4207:")) == sorted(config_keys())
 
 
 def test_reference_table_has_one_row_per_setting_plus_the_secret_token():
@@ -95,3 +106,125 @@ def test_the_pinned_layer_is_documented_for_the_powertools_the_tests_run():
     pinned = re.search(r"^aws-lambda-powertools==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
     (layer,) = [f for f in dataclasses.fields(PipelineConfig) if f.name == "powertools_layer_version"]
     assert pinned and f"aws-lambda-powertools {pinned.group(1)}" in layer.metadata["doc"]
+
+
+# --- Fargate vCPU / memory: validated as a pair ------------------------------------------
+
+@pytest.mark.parametrize("vcpu, memory, allowed", [
+    ("2", "2048", "4096-16384 in steps of 1024"),
+    ("1", "2500", "2048-8192 in steps of 1024"),
+    ("0.25", "4096", "one of 512, 1024, 2048"),
+    ("16", "2048", "32768-122880 in steps of 8192"),
+    ("8", "20000", "16384-61440 in steps of 4096"),
+    ("0.5", "512", "1024-4096 in steps of 1024"),
+    ("4", "31744", "8192-30720 in steps of 1024"),
+])
+def test_fargate_rejects_a_memory_the_vcpu_cannot_have(vcpu, memory, allowed):
+    message = (f"arti4207:jobMemoryMiB must be {allowed} when arti4207:jobVcpu is {vcpu} "
+               f"\\(Fargate vCPU/memory combinations\\) \\(got {memory}\\)")
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": memory})
+
+
+@pytest.mark.parametrize("vcpu, memory", [
+    ("0.25", 512), ("0.25", 1024), ("0.25", 2048), ("0.5", 1024), ("0.5", 4096), ("1", 2048), ("1", 8192),
+    ("2", 4096), ("2", 16384), ("4", 8192), ("4", 30720), ("8", 16384), ("8", 61440), ("16", 32768),
+    ("16", 122880),
+])
+def test_fargate_accepts_every_edge_of_its_table(vcpu, memory):
+    config = PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": str(memory)})
+    assert (config.job_vcpu, config.job_memory_mib) == (vcpu, memory)
+
+
+# --- Names: each service's own rule -------------------------------------------------------
+
+CHARS = "A-Za-z0-9_-"
+COMPUTE_RULE = f"1-101 characters of {CHARS}, starting with one of A-Za-z0-9"
+
+
+def short(value):
+    """A test id: long generated names by their length."""
+    return f"{value[0]}x{len(value)}" if isinstance(value, str) and len(value) > 24 and len(set(value)) == 1 else None
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("queueName", "ARTI4207.SQS", f"1-76 characters of {CHARS}"),
+    ("queueName", "Q" * 77, f"1-76 characters of {CHARS}"),  # its DLQ, Q...Q-dlq, would be 81
+    ("topicName", "ARTI4207.topico", f"1-256 characters of {CHARS}"),
+    ("topicName", "T" * 257, f"1-256 characters of {CHARS}"),
+    ("metadataFunctionName", "ARTI4207.Lambda", f"1-64 characters of {CHARS}"),
+    ("metadataFunctionName", "L" * 65, f"1-64 characters of {CHARS}"),
+    ("criteriaFunctionName", "C" * 65, f"1-64 characters of {CHARS}"),
+    ("jobQueueName", "ARTI4207.Queue", f"1-128 characters of {CHARS}"),
+    ("jobQueueName", "J" * 129, f"1-128 characters of {CHARS}"),
+    ("jobDefinitionName", "ARTI4207.Job", f"1-128 characters of {CHARS}"),
+    ("tableName", "AB", "3-255 characters of A-Za-z0-9_.-"),
+    ("tableName", "ARTI4207 Dynamo", "3-255 characters of A-Za-z0-9_.-"),
+    ("tableName", "D" * 256, "3-255 characters of A-Za-z0-9_.-"),
+    ("computeEnvironmentName", "-Fargate", COMPUTE_RULE),
+    ("computeEnvironmentName", "ARTI4207.Fargate", COMPUTE_RULE),
+    ("computeEnvironmentName", "F" * 102, COMPUTE_RULE),
+    ("batchRoleName", "R" * 33, "1-32 characters of A-Za-z0-9_+=,.@-"),
+    ("batchRoleName", "ARTI4207 ECS", "1-32 characters of A-Za-z0-9_+=,.@-"),
+    ("metadataRoleName", "R" * 38, "1-37 characters of A-Za-z0-9_+=,.@-"),
+], ids=short)
+def test_names_follow_their_services_rule_and_the_error_names_key_and_rule(key, value, rule):
+    with pytest.raises(ConfigError, match=f"^arti4207:{key} must be {re.escape(rule)} \\(.+\\) \\(got '"):
+        PipelineConfig.from_values({key: value})
+
+
+@pytest.mark.parametrize("key, value", [
+    ("queueName", "Q" * 76), ("topicName", "T" * 256), ("metadataFunctionName", "L" * 64),
+    ("criteriaFunctionName", "C" * 64), ("jobQueueName", "J" * 128), ("jobDefinitionName", "J" * 128),
+    ("tableName", "ARTI4207.Dynamo"), ("tableName", "D" * 255), ("computeEnvironmentName", "F" * 101),
+    ("batchRoleName", "R" * 32), ("metadataRoleName", "M@x=1,2.3+" + "R" * 27),
+], ids=short)
+def test_names_at_the_limit_of_their_services_rule_are_accepted(key, value):
+    config = PipelineConfig.from_values({key: value})
+    assert getattr(config, {config_key(f.name): f.name for f in dataclasses.fields(PipelineConfig)}[key]) == value
+
+
+def test_a_dead_letter_queue_name_sqs_would_refuse_names_the_key_it_comes_from(monkeypatch):
+    # The field rules keep both DLQ names within SQS's 80 today; a longer suffix shows the check.
+    monkeypatch.setattr("components.config.DLQ_SUFFIX", "-" + "d" * 20)
+    with pytest.raises(ConfigError, match=r"^arti4207:criteriaFunctionName gives the dead-letter queue name "
+                                          r"'C{60}-d{20}', which must be 1-80 characters of A-Za-z0-9_- "
+                                          r"\(SQS queue name\) \(got 'C{60}'\)$"):
+        PipelineConfig.from_values({"criteriaFunctionName": "C" * 60})
+
+
+def test_every_dead_letter_queue_name_fits_sqs_at_the_longest_allowed_names():
+    config = PipelineConfig.from_values({"queueName": "Q" * 76, "criteriaFunctionName": "C" * 64})
+    assert len(config.dead_letter_queue_name) == 80 and len(config.criteria_dead_letter_queue_name) == 68
+
+
+# --- PoC names of the compute environment and the roles -------------------------------------
+
+def test_the_poc_names_are_the_defaults():
+    config = PipelineConfig()
+    assert config.compute_environment_name == "ARTI4207-Fargate"  # PoC step 6
+    assert (config.batch_role_name, config.metadata_role_name) == ("ARTI4207-ECS", "ARTI4207-Lambda-Metadata")
+    assert config.compute_environment_name_prefix == "ARTI4207-Fargate-"
+    assert config.role_name_prefixes == {
+        "execution": "ARTI4207-ECS-exec-",
+        "job": "ARTI4207-ECS-job-",
+        "metadata": "ARTI4207-Lambda-Metadata-",
+        "criteria": "ARTI4207-Lambda-Criterio-",
+        "scheduler": "ARTI4207-Scheduler-",
+    }
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"batchRoleName": "R" * 32, "metadataRoleName": "M" * 37, "criteriaFunctionName": "C" * 64},
+])
+def test_role_name_prefixes_fit_iam_at_any_allowed_setting(values):
+    config = PipelineConfig.from_values(values)
+    # IAM role names are 1-64 characters; the provider adds a 26-character unique suffix to a prefix.
+    assert all(len(prefix) <= 64 - 26 for prefix in config.role_name_prefixes.values())
+    assert all(re.fullmatch(r"[\w+=,.@-]+", prefix) for prefix in config.role_name_prefixes.values())
+
+
+def test_a_long_criteria_function_name_is_cut_to_fit_its_role_prefix():
+    config = PipelineConfig.from_values({"criteriaFunctionName": "C" * 64})
+    assert config.role_name_prefixes["criteria"] == "C" * 37 + "-"

@@ -130,9 +130,11 @@ def test_queues_refuse_plain_http(dev):
     assert len(dev.of_type("aws:sqs/queuePolicy:QueuePolicy")) == 2
 
 
-def test_compute_environment_is_auto_named_fargate_spot_in_the_default_vpc(dev):
+def test_compute_environment_is_the_pocs_name_plus_a_unique_suffix_fargate_spot_in_the_default_vpc(dev):
     compute = dev.one("aws:batch/computeEnvironment:ComputeEnvironment").inputs
-    assert "name" not in compute  # auto-named, so a replacement cannot collide with the job queue
+    # PoC step 6's name as a prefix: a replacement gets a new name, so it cannot collide with the
+    # environment the job queue still points at.
+    assert compute["namePrefix"] == "ARTI4207-Fargate-" and "name" not in compute
     resources = compute["computeResources"]
     assert resources["type"] == "FARGATE_SPOT" and resources["maxVcpus"] == 1
     assert resources["subnets"] == DEFAULT_SUBNETS
@@ -156,6 +158,30 @@ def test_configured_subnets_and_on_demand_fargate_replace_the_defaults():
     assert resources["type"] == "FARGATE" and resources["subnets"] == ["subnet-0123"]
     assert deployment.one("aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == CUSTOM_VPC
     assert not any(c.token == "aws:ec2/getVpc:getVpc" for c in deployment.mocks.calls)
+
+
+def test_a_configured_compute_environment_name_is_the_prefix():
+    import dataclasses
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), compute_environment_name="arti4207_prod")
+    compute = ingestion(config).one("aws:batch/computeEnvironment:ComputeEnvironment").inputs
+    assert compute["namePrefix"] == "arti4207_prod-"
+
+
+def test_roles_have_readable_name_prefixes_after_the_pocs_role_names(with_token_and_schedule):
+    prefixes = {r.name: r.inputs.get("namePrefix") for r in with_token_and_schedule.of_type("aws:iam/role:Role")}
+    assert prefixes == {
+        "ingestion-execution-role": "ARTI4207-ECS-exec-",  # the PoC's ARTI4207-ECS, split in two
+        "ingestion-job-role": "ARTI4207-ECS-job-",
+        "ingestion-scheduler-role": "ARTI4207-Scheduler-",
+    }
+    assert all("name" not in r.inputs for r in with_token_and_schedule.of_type("aws:iam/role:Role"))
+
+
+def test_a_configured_batch_role_name_prefixes_both_batch_roles():
+    import dataclasses
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), batch_role_name="prod-harvester")
+    roles = {r.name: r.inputs["namePrefix"] for r in ingestion(config).of_type("aws:iam/role:Role")}
+    assert roles == {"ingestion-execution-role": "prod-harvester-exec-", "ingestion-job-role": "prod-harvester-job-"}
 
 
 def test_job_queue_uses_the_compute_environment(dev):
@@ -220,7 +246,8 @@ def test_job_role_may_only_store_in_this_bucket_and_send_to_this_queue(dev):
     bucket = "arn:aws:s3:::arti4207-poc-2023"
     assert s["ListBucket"]["Action"] == ["s3:ListBucket"] and s["ListBucket"]["Resource"] == [bucket]
     assert s["StoreDatasets"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectTagging",
-                                            "s3:PutObject", "s3:PutObjectTagging"]
+                                            "s3:GetObjectVersionTagging", "s3:PutObject", "s3:PutObjectTagging",
+                                            "s3:PutObjectVersionTagging"]
     assert s["StoreDatasets"]["Resource"] == [f"{bucket}/*"]
     assert s["AnnounceDatasets"] == {"Sid": "AnnounceDatasets", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                                      "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-SQS"]}

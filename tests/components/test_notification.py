@@ -18,11 +18,15 @@ FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ARTI4207-Lambda-Crit
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-Lambda-Criterio-dlq"
 
 
+def notification(config: PipelineConfig):
+    return deploy(lambda: Notification("notification", NotificationArgs(
+        config=config, bucket_name=BUCKET, bucket_arn=f"arn:aws:s3:::{BUCKET}",
+        table_name="ARTI4207-Dynamo", table_arn=TABLE_ARN, topic_arn=TOPIC_ARN)))
+
+
 @pytest.fixture(scope="module")
 def dev():
-    return deploy(lambda: Notification("notification", NotificationArgs(
-        config=PipelineConfig.from_stack_file("dev"), bucket_name=BUCKET, bucket_arn=f"arn:aws:s3:::{BUCKET}",
-        table_name="ARTI4207-Dynamo", table_arn=TABLE_ARN, topic_arn=TOPIC_ARN)))
+    return notification(PipelineConfig.from_stack_file("dev"))
 
 
 def test_every_child_has_the_notification_component_as_parent(dev):
@@ -73,3 +77,15 @@ def test_criteria_role_may_write_only_quality_reports(dev):
         "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [
             f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ARTI4207-Lambda-Criterio:log-stream:*"]),
     }
+
+
+def test_criteria_role_is_named_after_the_function(dev):
+    role = dev.one("aws:iam/role:Role").inputs
+    assert role["namePrefix"] == "ARTI4207-Lambda-Criterio-" and "name" not in role
+
+
+def test_a_long_criteria_function_name_still_gives_a_role_prefix_iam_accepts():
+    import dataclasses
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), criteria_function_name="C" * 64)
+    prefix = notification(config).one("aws:iam/role:Role").inputs["namePrefix"]
+    assert prefix == "C" * 37 + "-" and len(prefix) == 38  # IAM: 64, less the 26-character unique suffix

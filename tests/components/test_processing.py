@@ -102,3 +102,13 @@ def test_metadata_role_names_exactly_the_resources_it_uses(dev):
     trust = json.loads(dev.one("aws:iam/role:Role").inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_metadata_role_is_named_after_the_pocs_role(dev):
+    role = dev.one("aws:iam/role:Role").inputs
+    assert role["namePrefix"] == "ARTI4207-Lambda-Metadata-" and "name" not in role  # PoC step 1
+
+
+def test_a_configured_metadata_role_name_is_the_prefix():
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), metadata_role_name="prod-metadata")
+    assert processing(config).one("aws:iam/role:Role").inputs["namePrefix"] == "prod-metadata-"
