@@ -49,7 +49,7 @@ def image_files(root: Path = ROOT) -> list[str]:
 
 
 def source_hash(root: Path = ROOT) -> str:
-    """Content hash of what the image is built from: the tag, so ECR tags can be IMMUTABLE.
+    """Content hash of what the image is built from: the image tag, so a tag names its sources.
 
     Paths are hashed with the contents so a rename is a change too; 16 hex digits are plenty to
     tell builds apart while staying readable in the console.

@@ -104,7 +104,14 @@ class Ingestion(pulumi.ComponentResource):
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
             name=config.repository_name,
-            image_tag_mutability="IMMUTABLE",
+            # MUTABLE on purpose (Security Hub ECR.2 asks for IMMUTABLE): the job runs the image by
+            # digest, so a tag never decides what runs; and pulumi-docker rebuilds and re-pushes an
+            # existing content-hash tag when a revert brings it back or a checkout's file modes
+            # differ, which an IMMUTABLE repository refuses, failing the deploy.
+            image_tag_mutability="MUTABLE",
+            # `pulumi destroy` of a stack without deletion protection removes the pushed images too
+            # (pulumi-docker never deletes them; a non-empty repository cannot be deleted).
+            force_delete=not config.deletion_protection,
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "AES256"}],
             opts=child,
@@ -124,8 +131,8 @@ class Ingestion(pulumi.ComponentResource):
         credentials = aws.ecr.get_authorization_token_output(registry_id=self.repository.registry_id)
         self.image = docker.Image(
             f"{name}-image",
-            # The tag is the content hash of container/ and contract/: a code change is a new,
-            # never-overwritten tag (IMMUTABLE), and the job definition follows the digest.
+            # The tag is the content hash of container/ and contract/: a code change is a new tag,
+            # and the job definition follows the digest.
             image_name=pulumi.Output.concat(self.repository.repository_url, ":", artifacts.source_hash()),
             build=docker.DockerBuildArgs(
                 context=".",  # the repository root, so the image can hold contract/ (decisions.md)
@@ -141,7 +148,10 @@ class Ingestion(pulumi.ComponentResource):
         )
 
         # --- Step 4: S3 bucket -------------------------------------------------------------
-        self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=config.bucket_name, opts=child)
+        # Without deletion protection `pulumi destroy` empties the (versioned) bucket first; with
+        # it, a bucket holding data is never deleted.
+        self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=config.bucket_name,
+                                    force_destroy=not config.deletion_protection, opts=child)
         aws.s3.BucketOwnershipControls(
             f"{name}-bucket-ownership", bucket=self.bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)

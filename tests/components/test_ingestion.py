@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -53,13 +54,21 @@ def test_every_child_has_the_ingestion_component_as_parent(dev):
     assert dev.one("arti4207:ingestion:Ingestion").parent_type == "pulumi:pulumi:Stack"
 
 
-def test_repository_is_private_scanned_immutable_with_a_lifecycle(dev):
+def test_repository_is_private_scanned_with_a_lifecycle(dev):
     repo = dev.one("aws:ecr/repository:Repository")
     assert repo.inputs["name"] == "arti4207-repo"
-    assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repo.inputs["imageTagMutability"] == "MUTABLE"  # the job runs the image by digest
     assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
     rule = dev.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").json("policy")["rules"][0]
     assert rule["selection"]["countNumber"] == 10 and rule["action"] == {"type": "expire"}
+
+
+def test_destroy_empties_the_bucket_and_repository_only_without_deletion_protection(dev):
+    assert dev.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is True
+    assert dev.one("aws:ecr/repository:Repository").inputs["forceDelete"] is True
+    protected = ingestion(dataclasses.replace(PipelineConfig.from_stack_file("dev"), deletion_protection=True))
+    assert protected.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is False
+    assert protected.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
 
 
 def test_image_is_built_from_the_repo_root_for_amd64_tagged_with_the_source_hash(dev):
