@@ -48,11 +48,10 @@ from contract import Item, LambdaEnv, Table, criteria_key
 from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
 from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE
-from handlers.quality import OBJECT_MISSING, QualityReport, evaluate, score
+from handlers.quality import NULL_VERSION, OBJECT_MISSING, QualityReport, evaluate, score
 
 logger = Logger()
 MISSING_OBJECT = ("NoSuchKey", "NoSuchVersion", "404")
-NULL_VERSION = "null"  # S3's version id of an object stored while versioning was off
 
 
 def to_decimal(value: Any) -> Any:

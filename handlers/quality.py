@@ -24,24 +24,31 @@ from typing import Any, BinaryIO, Iterable
 if __package__ in (None, ""):  # `python handlers/quality.py`: make `contract` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from contract.messages import HarvestMessage  # noqa: E402
+from contract.messages import Column, HarvestMessage  # noqa: E402
 from handlers.codes import code_kind  # noqa: E402
 from handlers.csvprofile import CsvProfile, profile_csv  # noqa: E402
 
 # Declared update frequency -> days allowed since the last data update (the guide's table;
-# "bimestral" added). Keys are normalised (lower case, no accents).
+# "bimestral" added). Keys are as `frequency_key` leaves them (lower case, no accents, no
+# trailing punctuation, adverbs as adjectives).
 FREQUENCY_DAYS = {
     "diaria": 1, "semanal": 7, "quincenal": 15, "mensual": 31, "bimestral": 62, "trimestral": 92,
     "cuatrimestral": 124, "semestral": 182, "anual": 366,
 }
-NOT_APPLICABLE = {"no aplica", "no aplica.", "n/a"}
+# Other spellings of those schedules: the masculine form, and real time, which gets the shortest
+# allowance there is (a day).
+FREQUENCY_ALIASES = {"diario": "diaria", "tiempo real": "diaria", "en tiempo real": "diaria"}
+# Declared frequencies with no schedule to keep: never late, scored 10 (a choice, docs/criteria.md).
+NO_SCHEDULE = {"no aplica", "n/a", "unica vez", "cuando se requiera", "cuando se requiere", "a demanda"}
 MIN_ROWS = 50  # ERR005
 MIN_COLUMNS = 3  # ERR008
 SPARSE_COLUMN = 0.5  # a column more than half empty is penalised (completitud)
 OBJECT_MISSING = "object_missing"  # the issue of a report on an object that could not be read
+NULL_VERSION = "null"  # S3's version id of an object stored while versioning was off
 
 # Sensitive column-name terms and their risk (confidencialidad). Matched on whole words of the
-# normalised name; `nombre` only when the name is not about a place or an organisation.
+# normalised name; `nombre` only when the name is not about a place or an organisation, `edad`
+# only when it is not about a unit of measure (`Unidad de medida de edad` holds years/months/days).
 SENSITIVE_TERMS = (
     (3, ("cedula", "documento", "identificacion", "pasaporte", "nit")),
     (2, ("correo", "email", "e-mail", "telefono", "celular", "direccion")),
@@ -50,7 +57,9 @@ SENSITIVE_TERMS = (
 NOT_A_PERSON = ("departamento", "municipio", "pais", "entidad", "empresa", "grupo", "proyecto",
                 "programa", "institucion", "establecimiento", "sede", "ciudad", "region",
                 "vereda", "barrio", "producto", "contratista", "proveedor", "etnico", "dependencia")
-GENERIC_NAME = re.compile(r"^(unnamed(: ?\d+| column.*)?|col(umn|umna)?[ _-]?\d*|field[ _-]?\d*|"
+NOT_AN_AGE = ("unidad", "medida")
+# `unnamed_column`, `unnamed_column_1`, `unnamed_1`: SODA's field names of Socrata's "Unnamed Column".
+GENERIC_NAME = re.compile(r"^(unnamed((: ?|[ _])\d+|[ _]column.*)?|col(umn|umna)?[ _-]?\d*|field[ _-]?\d*|"
                           r"campo[ _-]?\d*|var[ _-]?\d*|\d+|.)$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 YEAR = re.compile(r"\b(19|20)\d{2}\b")
@@ -92,24 +101,37 @@ def evaluate(source: Iterable[bytes] | BinaryIO, dataset: HarvestMessage, now: d
     return score(profile_csv(source, column_types(dataset), column_codes(dataset)), dataset, now)
 
 
+def declared_columns(dataset: HarvestMessage) -> dict[str, Column]:
+    """Declared columns by header name: the full export heads them with display names, SODA's
+    `/resource/{id}.csv` (the stored form) with field names, so a field name wins a clash."""
+    by_header = {column.name: column for column in dataset.columns if column.name}
+    by_header.update({column.field_name: column for column in dataset.columns if column.field_name})
+    return by_header
+
+
 def column_types(dataset: HarvestMessage) -> dict[str, str]:
-    """Declared types by header name: the full export uses display names, SODA the field names."""
-    types: dict[str, str] = {}
-    for column in dataset.columns:
-        for name in (column.field_name, column.name):
-            if name and column.data_type:
-                types[name] = column.data_type.lower()
-    return types
+    """Declared types by header name."""
+    return {name: column.data_type.lower() for name, column in declared_columns(dataset).items() if column.data_type}
 
 
 def column_codes(dataset: HarvestMessage) -> dict[str, str]:
     """DIVIPOLA code columns by header name, judged by the display name (SODA's field name for
     `Código DIVIPOLA departamento` is just `departamento`)."""
-    codes: dict[str, str] = {}
-    for column in dataset.columns:
-        if kind := code_kind(column.name) or code_kind(column.field_name):
-            codes.update({name: kind for name in (column.field_name, column.name) if name})
-    return codes
+    return {name: kind for name, column in declared_columns(dataset).items()
+            if (kind := code_kind(column.name) or code_kind(column.field_name))}
+
+
+def display_names(header: Iterable[str], dataset: HarvestMessage) -> list[str]:
+    """Each header cell as the portal shows it: a declared column's display name (SODA's field
+    name `n_mero_de_c_dula` lost the accents that words are matched on), else the header itself."""
+    declared = declared_columns(dataset)
+    return [declared[h].name if h in declared and declared[h].name else h for h in header]
+
+
+def missing_columns(p: CsvProfile, dataset: HarvestMessage) -> list[str]:
+    """Declared columns absent from the file: SODA omits columns with no values at all."""
+    present = {_norm(h) for h in p.header}
+    return [c.name for c in dataset.columns if _norm(c.name) not in present and _norm(c.field_name) not in present]
 
 
 def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) -> QualityReport:
@@ -125,17 +147,20 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         comprensibilidad(p, dataset),
         trazabilidad(dataset),
         credibilidad(dataset),
-        confidencialidad(p),
+        confidencialidad(p, dataset),
         portabilidad(p, available=profile is not None),
         disponibilidad(p, dataset, available=profile is not None),
         accesibilidad(dataset),
+        relevancia(p, dataset),
+        recuperabilidad(dataset),
     ) if c is not None)
     codes = []
     if p.rows == 0:
         codes.append("ERR004")
     elif p.rows < MIN_ROWS:
         codes.append("ERR005")
-    if profile is not None and p.columns < MIN_COLUMNS:  # nothing to count when the object is missing
+    # The dataset's columns, as completitud counts them; nothing to count when the object is missing.
+    if profile is not None and p.columns + len(missing_columns(p, dataset)) < MIN_COLUMNS:
         codes.append("ERR008")
     if next(c for c in criteria if c.name == "actualidad").inputs.get("out_of_date"):
         codes.append("ERR015")
@@ -160,9 +185,7 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
 
 # The criteria (docs/criteria.md has each formula).
 def completitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
-    present = {_norm(h) for h in p.header}
-    missing = [c.name for c in dataset.columns
-               if _norm(c.name) not in present and _norm(c.field_name) not in present]
+    missing = missing_columns(p, dataset)
     columns = p.columns + len(missing)
     cells = p.rows * columns
     empty = sum(p.empty_cells) + p.rows * len(missing)
@@ -182,14 +205,28 @@ def unicidad(p: CsvProfile) -> Criterion:
                                                  "duplicate_columns": list(p.duplicate_columns)})
 
 
+def frequency_key(declared: str) -> str:
+    """A declared frequency as FREQUENCY_DAYS and NO_SCHEDULE spell it: no accents, lower case,
+    single spaces, no trailing punctuation (`Anual.`), an adverb as its adjective (`Mensualmente`:
+    the Spanish adverb is the feminine adjective + "mente"), aliases resolved (`Diario`)."""
+    key = " ".join(_norm(declared).split()).rstrip(" .;:,!")
+    key = key.removesuffix("mente")
+    return FREQUENCY_ALIASES.get(key, key)
+
+
 def actualidad(dataset: HarvestMessage, now: datetime) -> Criterion:
-    frequency = _norm(dataset.update_frequency)
+    declared = " ".join((dataset.update_frequency or "").split())
+    frequency = frequency_key(declared)
     inputs: dict[str, Any] = {"frequency": dataset.update_frequency, "source_updated_at": dataset.source_updated_at}
-    if frequency in NOT_APPLICABLE:
+    if frequency in NO_SCHEDULE:
         return Criterion("actualidad", 10.0, inputs)
     allowed = FREQUENCY_DAYS.get(frequency)
-    if allowed is None or dataset.source_updated_at is None:
-        inputs["reason"] = "no declared frequency" if allowed is None else "no data update time"
+    if allowed is None:
+        # Not "out of date" (no ERR015): the dataset cannot be shown current against an unknown schedule.
+        inputs["reason"] = f"unrecognised frequency: {declared}" if declared else "no declared frequency"
+        return Criterion("actualidad", 0.0, inputs)
+    if dataset.source_updated_at is None:
+        inputs["reason"] = "no data update time"
         return Criterion("actualidad", 0.0, inputs)
     age_days = (now.timestamp() - dataset.source_updated_at) / 86400
     out_of_date = age_days > allowed
@@ -228,7 +265,7 @@ def exactitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
 
 
 def comprensibilidad(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
-    names = [h for h in p.header if _meaningful(h)]
+    names = [name for name in display_names(p.header, dataset) if _meaningful(name)]
     described = [c for c in dataset.columns if c.description.strip()]
     name_share = len(names) / p.columns if p.columns else 0.0
     described_share = len(described) / len(dataset.columns) if dataset.columns else 0.0
@@ -246,7 +283,7 @@ TRACEABILITY_FIELDS = ("created_at", "metadata_updated_at", "source_updated_at",
 
 def trazabilidad(dataset: HarvestMessage) -> Criterion:
     filled = [name for name in TRACEABILITY_FIELDS if getattr(dataset, name) not in (None, "")]
-    versioned = bool(dataset.version_id)
+    versioned = _kept_version(dataset)  # "audited access": the same signal as recuperabilidad
     no_year = not YEAR.search(dataset.NAME)
     value = 10 * (0.75 * len(filled) / len(TRACEABILITY_FIELDS) + 0.20 * versioned + 0.05 * no_year)
     return Criterion("trazabilidad", _round(value), {
@@ -263,16 +300,18 @@ def credibilidad(dataset: HarvestMessage) -> Criterion:
     return Criterion("credibilidad", _round(10 * sum(checks.values()) / len(checks)), checks)
 
 
-def confidencialidad(p: CsvProfile) -> Criterion:
-    risky: dict[str, int] = {}
-    for name in p.header:
-        words = set(re.split(r"[^a-z0-9-]+", _norm(name)))
-        for risk, terms in SENSITIVE_TERMS:
-            if words & set(terms):
-                if risk == 1 and words & {"nombre", "nombres"} and words & set(NOT_A_PERSON):
-                    continue
-                risky[name] = risk
-                break
+def sensitivity(name: str) -> int:
+    """The risk of one column name: its highest sensitive term, 0 without one."""
+    words = set(re.split(r"[^a-z0-9-]+", _norm(name)))
+    if words & set(NOT_A_PERSON):  # `Nombre municipio`: a place's name, not a person's
+        words -= {"nombre", "nombres"}
+    if words & set(NOT_AN_AGE):  # `Unidad de medida de edad`: a unit code, not an age
+        words.discard("edad")
+    return next((risk for risk, terms in SENSITIVE_TERMS if words & set(terms)), 0)
+
+
+def confidencialidad(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
+    risky = {name: risk for name in display_names(p.header, dataset) if (risk := sensitivity(name))}
     value = max(0, 10 - sum(risky.values()))
     return Criterion("confidencialidad", float(value), {"sensitive_columns": risky})
 
@@ -305,7 +344,32 @@ def accesibilidad(dataset: HarvestMessage) -> Criterion:
     return Criterion("accesibilidad", _round(10 * sum(checks.values()) / len(checks)), checks)
 
 
+def relevancia(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
+    """The guide's (category + min(rows/50, 1)) / 2, plus downloads per visit as a third term when
+    the inventory counted visits (its "downloads vs views")."""
+    terms = {"category": 1.0 if dataset.CATEGORY.strip() else 0.0, "rows": min(p.rows / MIN_ROWS, 1.0)}
+    visits, downloads = dataset.visits or 0, dataset.downloads
+    if visits > 0 and downloads is not None:  # no visits: no ratio to judge
+        terms["downloads_per_visit"] = min(downloads / visits, 1.0)
+    return Criterion("relevancia", _round(10 * sum(terms.values()) / len(terms)), {
+        "category": dataset.CATEGORY, "rows": p.rows, "visits": dataset.visits, "downloads": dataset.downloads,
+        "terms": {name: round(value, 4) for name, value in terms.items()}})
+
+
+def recuperabilidad(dataset: HarvestMessage) -> Criterion:
+    """10 when the evaluated object is a kept S3 version (a versioned bucket keeps every harvest;
+    the DynamoDB item per HASH + ID keeps its history), else 0."""
+    versioned = _kept_version(dataset)
+    return Criterion("recuperabilidad", 10.0 if versioned else 0.0,
+                     {"version_id": dataset.version_id, "versioned": versioned})
+
+
 # Helpers.
+def _kept_version(dataset: HarvestMessage) -> bool:
+    # "null" is the version of an object put while versioning was off: the next put replaces it.
+    return bool(dataset.version_id) and dataset.version_id != NULL_VERSION
+
+
 def _norm(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text or "")
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip().lower()

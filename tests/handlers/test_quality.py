@@ -70,8 +70,9 @@ def test_unicidad_counts_duplicate_rows_and_columns():
 
 
 def test_unicidad_of_rows_without_header_cells_is_scored_not_divided_by_zero():
-    # A first line holding only a CR parses as a record of no cells: rows but no columns.
-    report = run(b"\r\r\n1,2\n1,2\n")
+    # A first line holding only a CR parses as a record of no cells: rows but no columns (and
+    # none declared, which ERR008 would count).
+    report = run(b"\r\r\n1,2\n1,2\n", columns=())
     assert (report.counts["rows"], report.counts["columns"]) == (2, 0)
     assert scores(report)["unicidad"] == 5.0  # one duplicate row in 2; no columns to repeat
     assert "ERR008" in report.error_codes
@@ -165,9 +166,12 @@ def test_accesibilidad_needs_public_audience_and_api_endpoint():
 
 
 def test_error_codes_for_size_thresholds():
-    assert run(b"").error_codes == ("ERR004", "ERR008")
+    # No declared columns: ERR008 counts the file's.
+    assert run(b"", columns=()).error_codes == ("ERR004", "ERR008")
     assert run(b"id,valor,fecha\n").error_codes == ("ERR004",)
-    assert run(b"id,valor\n1,2\n").error_codes == ("ERR005", "ERR008")
+    assert run(b"id,valor\n1,2\n", columns=()).error_codes == ("ERR005", "ERR008")
+    # The 3 declared columns, all left out of an empty object, are still the dataset's.
+    assert run(b"").error_codes == ("ERR004",)
     fifty = b"id,valor,fecha\n" + b"".join(b"%d,1,2026-01-01\n" % i for i in range(50))
     assert run(fifty).error_codes == ()
 
@@ -192,7 +196,7 @@ def test_conformidad_and_consistencia_check_divipola_codes_named_by_the_metadata
 
 def test_conformidad_and_consistencia_are_not_scored_without_code_columns():
     names = set(scores(run(b"id,valor,fecha\n1,2,3\n")))
-    assert not names & {"conformidad", "consistencia"} and len(names) == 11
+    assert not names & {"conformidad", "consistencia"} and len(names) == 13
     # Codes but no pair (only a department column): conformidad alone.
     names = set(scores(run(b"cod_dpto,valor,x\n11,2,3\n")))
     assert "conformidad" in names and "consistencia" not in names
@@ -225,3 +229,118 @@ def test_same_report_from_a_stream_and_from_chunks(tmp_path: Path):
     with path.open("rb") as stream:
         from_stream = evaluate(stream, dataset(size=len(csv)), NOW)
     assert from_stream == run(csv)
+
+
+# The stored CSV is SODA's `/resource/{id}.csv`: its header holds API field names, accents as `_`.
+SODA_PERSONAL_COLUMNS = (Column("Número de cédula", "n_mero_de_c_dula", "text"), Column("Teléfono", "tel_fono", "text"),
+                         Column("Dirección", "direcci_n", "text"), Column("Edad", "edad", "number"),
+                         Column("Unidad de medida de edad", "unidad_medida", "number"))
+
+
+def test_confidencialidad_judges_soda_field_names_by_their_metadata_display_names():
+    # cédula 3 + teléfono 2 + dirección 2 + edad 1 = 8 -> 2; the unit of age is not an age.
+    csv = b'"n_mero_de_c_dula","tel_fono","direcci_n","edad","unidad_medida"\n"1","2","3","4","1"\n'
+    report = run(csv, columns=SODA_PERSONAL_COLUMNS)
+    assert scores(report)["confidencialidad"] == 2.0
+    assert report.criterion("confidencialidad").inputs["sensitive_columns"] == {
+        "Número de cédula": 3, "Teléfono": 2, "Dirección": 2, "Edad": 1}
+
+
+def test_confidencialidad_falls_back_to_the_header_of_an_undeclared_column():
+    # "correo" is not declared: judged by its header (2); "edad" by its display name (1): 10 - 3 = 7.
+    report = run(b'"correo","edad"\n"a@b.co","4"\n', columns=SODA_PERSONAL_COLUMNS)
+    assert report.criterion("confidencialidad").inputs["sensitive_columns"] == {"correo": 2, "Edad": 1}
+    assert scores(report)["confidencialidad"] == 7.0
+
+
+@pytest.mark.parametrize("name", ["Unidad de medida de edad", "Unidad edad", "Medida de la edad"])
+def test_confidencialidad_does_not_count_a_unit_of_measure_of_age_as_an_age(name):
+    report = run(f"{name},valor\n1,2\n".encode(), columns=())
+    assert scores(report)["confidencialidad"] == 10.0
+
+
+@pytest.mark.parametrize("name", ["unnamed_column", "unnamed_column_1", "Unnamed Column", "Unnamed: 3", "unnamed_1"])
+def test_comprensibilidad_counts_socrata_unnamed_columns_as_not_meaningful(name):
+    report = run(f'"{name}","fecha"\n"1","2"\n'.encode(), columns=())
+    assert report.criterion("comprensibilidad").inputs["meaningful_names"] == 1
+
+
+def test_comprensibilidad_judges_a_declared_column_by_its_display_name():
+    # Header `valor` is declared "Unnamed Column" (not meaningful); header `x` is declared
+    # "Valor del contrato" (meaningful): judged by what the portal shows, not by the field name.
+    unnamed = (Column("Unnamed Column", "valor", "number", "Valor"), Column("fecha", "fecha", "calendar_date", "Fecha"))
+    assert run(b'"valor","fecha"\n"1","2"\n', columns=unnamed).criterion(
+        "comprensibilidad").inputs["meaningful_names"] == 1
+    named = (Column("Valor del contrato", "x", "number", "Valor"), Column("fecha", "fecha", "calendar_date", "Fecha"))
+    assert run(b'"x","fecha"\n"1","2"\n', columns=named).criterion("comprensibilidad").inputs["meaningful_names"] == 2
+
+
+def test_err008_counts_the_declared_columns_soda_left_out_of_the_file():
+    # SODA omits all-empty columns: a 2-column file of a dataset declaring 3 has 3 columns.
+    fifty = b'"id","valor"\n' + b"".join(b'"%d","1"\n' % i for i in range(50))
+    assert run(fifty).error_codes == ()
+    two_declared = (Column("id", "id", "number"), Column("valor", "valor", "number"))
+    assert run(fifty, columns=two_declared).error_codes == ("ERR008",)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    # category 1, rows 2/50 = 0.04, downloads/visits 3/10 = 0.3: 10 x (1 + 0.04 + 0.3) / 3 = 4.47
+    (dict(visits=10, downloads=3), 4.47),
+    # more downloads than visits caps at 1: 10 x (1 + 0.04 + 1) / 3 = 6.8
+    (dict(visits=10, downloads=30), 6.8),
+    # no visits (or none recorded): two terms, 10 x (1 + 0.04) / 2 = 5.2
+    (dict(visits=0, downloads=3), 5.2),
+    (dict(visits=None, downloads=None), 5.2),
+    # no category: 10 x (0 + 0.04 + 0.3) / 3 = 1.13
+    (dict(CATEGORY=" ", visits=10, downloads=3), 1.13),
+])
+def test_relevancia_from_category_rows_and_downloads_per_visit(overrides, expected):
+    report = run(b"id,valor,fecha\n1,2,3\n2,3,4\n", **overrides)
+    assert scores(report)["relevancia"] == expected
+    assert report.criterion("relevancia").inputs["rows"] == 2
+
+
+def test_relevancia_rows_term_saturates_at_50_rows():
+    fifty = b"id,valor,fecha\n" + b"".join(b"%d,1,2026-01-01\n" % i for i in range(60))
+    assert scores(run(fifty, visits=None))["relevancia"] == 10.0
+
+
+def test_recuperabilidad_needs_a_kept_s3_version():
+    assert scores(run(b"id,valor,fecha\n1,2,3\n", version_id="3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"))["recuperabilidad"] == 10.0
+    report = run(b"id,valor,fecha\n1,2,3\n", version_id=None)
+    assert scores(report)["recuperabilidad"] == 0.0
+    assert report.criterion("recuperabilidad").inputs == {"version_id": None, "versioned": False}
+    # "null": put while versioning was off, so the next harvest replaces it (trazabilidad agrees).
+    report = run(b"id,valor,fecha\n1,2,3\n", version_id="null")
+    assert scores(report)["recuperabilidad"] == 0.0 and scores(report)["trazabilidad"] == 8.0
+
+
+@pytest.mark.parametrize("frequency, age_days, expected, err015", [
+    ("Diario", 0.5, 10.0, False),  # masculine spelling of "Diaria"
+    ("Diario", 2, 0.0, True),
+    ("Semanal.", 3, 10.0, False),  # trailing punctuation
+    ("Anual.", 400, 0.0, True),
+    ("Mensualmente", 10, 10.0, False),
+    ("Tiempo real", 0.5, 10.0, False),  # the daily allowance, the shortest there is
+    ("En tiempo real", 2, 0.0, True),
+    ("Única vez", 4000, 10.0, False),  # no schedule to keep, like "No aplica"
+    ("Unica vez", 4000, 10.0, False),
+    ("Cuando se requiera", 4000, 10.0, False),
+    ("A demanda", 4000, 10.0, False),
+])
+def test_actualidad_accepts_spelling_variants_and_no_schedule_frequencies(frequency, age_days, expected, err015):
+    report = run(b"id,valor,fecha\n1,2,2026-01-01\n",
+                 update_frequency=frequency, source_updated_at=int(NOW.timestamp() - age_days * DAY))
+    assert scores(report)["actualidad"] == expected
+    assert ("ERR015" in report.error_codes) is err015
+
+
+@pytest.mark.parametrize("frequency, reason", [
+    ("Irregular", "unrecognised frequency: Irregular"),
+    ("  Cada luna llena ", "unrecognised frequency: Cada luna llena"),
+    ("", "no declared frequency"),
+])
+def test_actualidad_tells_an_unrecognised_frequency_from_a_missing_one(frequency, reason):
+    report = run(b"id,valor,fecha\n1,2,2026-01-01\n", update_frequency=frequency)
+    assert scores(report)["actualidad"] == 0.0 and "ERR015" not in report.error_codes
+    assert report.criterion("actualidad").inputs["reason"] == reason
