@@ -87,7 +87,8 @@ class Summary:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Milliseconds: the metadata Lambda orders two harvests of the same bytes by this time.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- Selection ----------------------------------------------------------------------------
@@ -183,15 +184,13 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
                     response, next_page = next_page.result(), None
                 with response:
                     try:
-                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline), upload.write,
+                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline,
+                                                    on_deadline=partial(hang_up, response)), upload.write,
                                          expected_header=header, deadline=deadline,
                                          when_records=settings.page_size // 2,
                                          then=partial(ask_for_next_page, offset + settings.page_size))
                     except InvalidPage as error:
                         raise InvalidPage(f"page at offset {offset}: {error}") from None
-                    except DeadlineExceeded:
-                        hang_up(response)  # the read-ahead may be blocked on it mid-read
-                        raise
                 header = page.header
                 rows += page.records
                 if page.records < settings.page_size:

@@ -9,7 +9,6 @@ request, sodapy's and ours, gets the same backoff.
 from __future__ import annotations
 
 import math
-import socket
 from typing import Any
 
 import requests
@@ -138,13 +137,10 @@ class PortalClient:
 
 
 def hang_up(response: requests.Response) -> None:
-    """Shuts the socket of a streamed response, so a read blocked on it in another thread (the
-    read-ahead) returns at once: `close()` alone waits for that read, which a portal trickling
-    bytes can make last for ever."""
-    connection = response.raw.connection if response.raw is not None else None
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed by the other side
-            pass
+    """Shuts the read side of a streamed response's socket (urllib3's `shutdown`), so a read
+    blocked on it in another thread (the read-ahead) returns at once: `close()` alone waits for
+    that read, which a portal trickling bytes can make last for ever."""
+    try:
+        response.raw.shutdown()
+    except (ValueError, RuntimeError, OSError):  # no socket, or released already: nothing blocks on it
+        pass

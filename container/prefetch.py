@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 import time
-from typing import Generator, Iterable
+from typing import Callable, Generator, Iterable
 
 _DONE = object()
 
@@ -22,13 +22,14 @@ class DeadlineExceeded(Exception):
     """The dataset took longer than its deadline."""
 
 
-def prefetched(chunks: Iterable[bytes], depth: int = 4,
-               deadline: float = math.inf) -> Generator[bytes, None, None]:
+def prefetched(chunks: Iterable[bytes], depth: int = 4, deadline: float = math.inf,
+               on_deadline: Callable[[], None] | None = None) -> Generator[bytes, None, None]:
     """Yields `chunks` in order, at most `depth` read ahead; re-raises the reader's error in order.
-    Raises DeadlineExceeded when the next chunk has not arrived by `deadline` (time.monotonic()).
+    Raises DeadlineExceeded when the next chunk has not arrived by `deadline` (time.monotonic()),
+    after `on_deadline()`, which must unblock the reader (shut its socket) so it ends before the
+    caller closes the response: two threads must never release one connection.
 
-    Closing the generator early (an error downstream) stops the reader at its next chunk; a reader
-    blocked on a slow socket ends when the caller closes the response (it is a daemon thread)."""
+    Closing the generator early (an error downstream) stops the reader at its next chunk."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -59,6 +60,8 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4,
             try:
                 item = buffer.get(timeout=None if deadline == math.inf else max(0.0, deadline - time.monotonic()))
             except queue.Empty:
+                if on_deadline is not None:
+                    on_deadline()
                 raise DeadlineExceeded("the dataset deadline passed while downloading") from None
             if item is _DONE:
                 return

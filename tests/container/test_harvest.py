@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 
 import pytest
 
 from contract import ObjectMetadata, ObjectTags, dataset_key
+from container.harvest import utc_now
 from container.portal_client import PortalClient
 from contract.messages import HarvestMessage
 from local.portal import Fault, generated_dataset, inventory_row
@@ -415,3 +417,8 @@ def test_local_portal_traffic_is_not_intercepted_by_the_in_process_aws_mock(serv
 
     assert response.json()["id"] == "smal-0001"
     assert server.requests[("metadata", "smal-0001")] == 1
+
+
+def test_the_harvest_time_has_milliseconds_so_two_harvests_of_a_second_stay_ordered():
+    # The metadata Lambda keeps the later of two harvests of the same bytes by this string's order.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utc_now())

@@ -59,3 +59,23 @@ def test_a_chunk_that_has_not_arrived_by_the_deadline_raises_after_the_chunks_be
     finally:
         stalled.set()
     assert got == [b"1"]
+
+
+def test_on_deadline_unblocks_the_reader_and_the_reader_has_ended_when_the_deadline_is_raised():
+    before = set(threading.enumerate())
+    socket_shut = threading.Event()
+
+    def source():
+        yield b"1"
+        socket_shut.wait(30)  # a read blocked on the socket; shutting the socket ends it
+        raise ConnectionError("socket shut")
+
+    stream = prefetched(source(), deadline=time.monotonic() + 0.3, on_deadline=socket_shut.set)
+    try:
+        assert next(stream) == b"1"
+        with pytest.raises(DeadlineExceeded):
+            next(stream)
+        # The caller closes the response next: the reader must not be releasing it at the same time.
+        assert not [t for t in set(threading.enumerate()) - before if t.name == "prefetch"]
+    finally:
+        socket_shut.set()

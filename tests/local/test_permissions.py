@@ -5,10 +5,11 @@ pipeline runs in-process against the local emulator (the stack's resources, the 
 as deployed): the harvester as the Batch job role (a first harvest with a multipart upload, a
 rerun that finds everything stored, a failed dataset whose upload is aborted), then the metadata
 Lambda with its event source mapping's polling, then the criteria Lambda, each under its own role.
-Every botocore call is recorded with its parameters, turned into the IAM action and resource AWS
-authorizes it as (the Service Authorization Reference: e.g. a tagging call that names a VersionId
-is `s3:PutObjectVersionTagging`), and checked against the role's policy from the Pulumi program
-under mocks.
+Every botocore call is recorded with its parameters and outcome, turned into the IAM actions and
+resources AWS authorizes it as (the Service Authorization Reference: e.g. a tagging call that names
+a VersionId is `s3:PutObjectVersionTagging`; a read of a missing key answers 404, as the code
+expects, only with `s3:ListBucket` on the bucket, else 403), and checked against the role's policy
+from the Pulumi program under mocks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import urlparse
 
 import botocore.client
 import pytest
+from botocore.exceptions import ClientError
 
 from components.config import ROOT, PipelineConfig
 from container.main import main as harvester_main
@@ -79,6 +81,20 @@ AUTHORIZED_AS: dict[tuple[str, str], Callable[[dict], tuple[str, str]]] = {
 }
 
 
+MISSING = ("404", "NoSuchKey", "NoSuchVersion")
+
+
+def authorized_as(service: str, operation: str, params: dict, error: str) -> list[tuple[str, str]] | None:
+    """The (action, resource) pairs AWS checks for a call; None when the call is not mapped."""
+    authorize = AUTHORIZED_AS.get((service, operation))
+    if authorize is None:
+        return None
+    needed = [authorize(params)]
+    if service == "s3" and operation in ("HeadObject", "GetObject") and error in MISSING:
+        needed.append(("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}"))  # else 403, not 404
+    return needed
+
+
 def allowed(policy: dict, action: str, resource: str) -> bool:
     """Whether an Allow statement of `policy` (there are no Deny statements) covers the call."""
     for statement in policy["Statement"]:
@@ -96,7 +112,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.principal: str | None = None
-        self.calls: list[tuple[str, str, str, dict]] = []
+        self.calls: list[tuple[str, str, str, dict, str]] = []  # principal, service, operation, params, error code
 
     @contextmanager
     def acting_as(self, principal: str) -> Iterator[None]:
@@ -126,9 +142,15 @@ def recorder(monkeypatch) -> Recorder:
     make_api_call = botocore.client.BaseClient._make_api_call
 
     def recorded(client: Any, operation: str, params: dict) -> Any:
-        if recorder.principal is not None:
-            recorder.calls.append((recorder.principal, client.meta.service_model.service_name, operation, params))
-        return make_api_call(client, operation, params)
+        principal, error = recorder.principal, ""
+        try:
+            return make_api_call(client, operation, params)
+        except ClientError as failure:
+            error = failure.response.get("Error", {}).get("Code", "")
+            raise
+        finally:
+            if principal is not None:
+                recorder.calls.append((principal, client.meta.service_model.service_name, operation, params, error))
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recorded)
     return recorder
@@ -180,18 +202,18 @@ def test_every_call_of_the_job_and_the_lambdas_is_allowed_by_its_role(local_aws,
     run_pipeline(local_aws, recorder)
 
     denied, unmapped, seen = [], set(), set()
-    for principal, service, operation, params in recorder.calls:
-        authorize = AUTHORIZED_AS.get((service, operation))
-        if authorize is None:
+    for principal, service, operation, params, error in recorder.calls:
+        needed = authorized_as(service, operation, params, error)
+        if needed is None:
             unmapped.add(f"{service}:{operation}")
             continue
-        action, resource = authorize(params)
-        seen.add((principal, action))
-        if not allowed(policies[principal], action, resource):
-            denied.append(f"{principal}: {service} {operation} -> {action} on {resource}")
+        for action, resource in needed:
+            seen.add((principal, action))
+            if not allowed(policies[principal], action, resource):
+                denied.append(f"{principal}: {service} {operation} -> {action} on {resource}")
     assert not unmapped, f"map these calls to the IAM action AWS checks: {sorted(unmapped)}"
     assert not denied, "\n".join(sorted(set(denied)))
     # The run took the paths that need the version-specific and multipart actions.
-    assert {("job", "s3:PutObjectVersionTagging"), ("job", "s3:GetObjectVersionTagging"),
+    assert {("job", "s3:PutObjectVersionTagging"), ("job", "s3:GetObjectVersionTagging"), ("job", "s3:ListBucket"),
             ("job", "s3:AbortMultipartUpload"), ("metadata", "s3:GetObjectVersion"),
             ("metadata", "sqs:ReceiveMessage"), ("criteria", "dynamodb:UpdateItem")} <= seen
