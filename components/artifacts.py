@@ -60,13 +60,15 @@ def source_hash(root: Path = ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def powertools_layer_arn(region: str, runtime: str, architecture: str, version: int) -> str:
-    """The AWS-published layer for this runtime/architecture, e.g. ...PythonV3-python313-x86_64:40.
+def powertools_parameter(runtime: str, architecture: str, release: str) -> str:
+    """The public SSM parameter holding the layer ARN of one Powertools release, e.g.
+    /aws/service/powertools/python/x86_64/python3.13/3.37.0 (Powertools' documented naming)."""
+    return f"/aws/service/powertools/python/{architecture}/{runtime}/{release}"
 
-    The layer number is pinned in config (`powertoolsLayerVersion`): AWS publishes one layer
-    version per Powertools release, and ours must match the aws-lambda-powertools pinned in
-    requirements.txt so local tests and Lambda run the same library.
-    """
+
+def powertools_layer_arn(region: str, runtime: str, architecture: str, version: int) -> str:
+    """The AWS-published layer for this runtime/architecture, e.g. ...PythonV3-python313-x86_64:40:
+    used when `powertoolsLayerVersion` pins the number (a release whose SSM parameter is missing)."""
     flavour = runtime.replace(".", "")  # python3.13 -> python313
     return (f"arn:aws:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
             f"AWSLambdaPowertoolsPythonV3-{flavour}-{architecture}:{version}")

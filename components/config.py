@@ -205,13 +205,15 @@ class PipelineConfig:
     # Cross-cutting.
     log_retention_days: int = _setting(30, "-", "retention of every log group", _one_of(LOG_RETENTION_DAYS))
     # Added by the infrastructure program (issue 2).
-    # Layer version: inferred, not read from AWS (no network here). Powertools' docs at 3.23.1a0
-    # give layer 27 for 3.23.0, and AWS publishes one layer version per release; counting the PyPI
-    # releases after it (3.24.0 ... 3.31.1, 3.34.0, 3.35.0, 3.36.0, 3.37.0) gives 40. Verify with
-    # `aws lambda get-layer-version-by-arn` before the first deploy (docs/infrastructure.md).
+    # The Powertools the Lambdas run is the release the tests run (requirements-dev.txt; a test
+    # keeps the two equal). Its AWS-published layer is looked up at deploy time in the SSM
+    # parameter AWS keeps for exactly that release, so no layer number is guessed here.
+    powertools_version: str = _setting(
+        "3.37.0", "-", "aws-lambda-powertools release the Lambdas run, from AWS's published layer",
+        _matches(re.compile(r"\d+\.\d+\.\d+"), "3.37.0"))
     powertools_layer_version: int = _setting(
-        40, "-", "version of the AWS-published Powertools layer (the one shipping aws-lambda-powertools 3.37.0)",
-        _in_range(1, 1000))
+        0, "-", "pin the AWS-published Powertools layer's number instead (0: look it up for powertoolsVersion)",
+        _in_range(0, 1000))
     image_retention_count: int = _setting(10, "2", "harvester images the ECR lifecycle policy keeps",
                                           _in_range(1, 1000))
     noncurrent_version_days: int = _setting(90, "4", "days a replaced object version is kept (versioned bucket)",

@@ -39,8 +39,12 @@ def python_function(
                                             [iam.log_stream_arn(log_group.arn)])),
         parent, description, name_prefix=role_name_prefix,
         source_account=aws.get_caller_identity_output().account_id)
-    layer = aws.get_region_output().region.apply(lambda region: artifacts.powertools_layer_arn(
-        region, config.lambda_runtime, config.lambda_architecture, config.powertools_layer_version))
+    if config.powertools_layer_version:
+        layer = aws.get_region_output().region.apply(lambda region: artifacts.powertools_layer_arn(
+            region, config.lambda_runtime, config.lambda_architecture, config.powertools_layer_version))
+    else:
+        layer = aws.ssm.get_parameter_output(name=artifacts.powertools_parameter(
+            config.lambda_runtime, config.lambda_architecture, config.powertools_version)).value
     function = aws.lambda_.Function(
         name,
         name=function_name,

@@ -19,6 +19,7 @@ from pulumi.runtime.stack import run_pulumi_func
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+MOCK_POWERTOOLS_LAYER = 99  # a made-up layer number: what the SSM parameter would hold
 PROJECT = "arti4207"
 STACK = "dev"
 DEFAULT_VPC = "vpc-0defa17"
@@ -152,6 +153,13 @@ class PipelineMocks(pulumi.runtime.Mocks):
             return {"ids": list(DEFAULT_SUBNETS), "id": REGION}, []
         if token == "aws:ec2/getSubnet:getSubnet":
             return {"id": args.args["id"], "vpcId": CUSTOM_VPC}, []
+        if token == "aws:ssm/getParameter:getParameter":  # only Powertools' public layer parameters
+            name = args.args["name"]
+            _, architecture, runtime, _release = name.rsplit("/", 3)
+            value = (f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-"
+                     f"{runtime.replace('.', '')}-{architecture}:{MOCK_POWERTOOLS_LAYER}")
+            return {"name": name, "value": value, "insecureValue": value, "type": "String", "version": 1,
+                    "arn": f"arn:aws:ssm:{REGION}::parameter{name}", "withDecryption": True, "id": name}, []
         raise NotImplementedError(f"unmocked call {token}")
 
 

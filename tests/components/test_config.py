@@ -34,7 +34,8 @@ def test_reference_table_has_one_row_per_setting_plus_the_secret_token():
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("powertoolsLayerVersion", "0", "arti4207:powertoolsLayerVersion must be between 1 and 1000"),
+    ("powertoolsLayerVersion", "-1", "arti4207:powertoolsLayerVersion must be between 0 and 1000"),
+    ("powertoolsVersion", "3.37", "arti4207:powertoolsVersion is malformed"),
     ("imageRetentionCount", "0", "arti4207:imageRetentionCount must be between 1 and 1000"),
     ("abortMultipartDays", "400", "arti4207:abortMultipartDays must be between 1 and 365"),
     ("noncurrentVersionDays", "x", "arti4207:noncurrentVersionDays must be a whole number"),
@@ -98,14 +99,14 @@ def test_the_readme_holds_the_generated_configuration_table():
         "README's configuration table is stale: paste config_reference_markdown()'s output"
 
 
-def test_the_pinned_layer_is_documented_for_the_powertools_the_tests_run():
+def test_the_lambdas_run_the_powertools_release_the_tests_run():
     import re
 
     from components.config import ROOT
 
     pinned = re.search(r"^aws-lambda-powertools==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
-    (layer,) = [f for f in dataclasses.fields(PipelineConfig) if f.name == "powertools_layer_version"]
-    assert pinned and f"aws-lambda-powertools {pinned.group(1)}" in layer.metadata["doc"]
+    assert pinned and PipelineConfig().powertools_version == pinned.group(1)
+    assert PipelineConfig.from_stack_file("dev").powertools_layer_version == 0  # looked up, not guessed
 
 
 # --- Fargate vCPU / memory: validated as a pair ------------------------------------------

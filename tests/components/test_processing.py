@@ -10,7 +10,7 @@ import pytest
 from components.config import PipelineConfig
 from components.processing import Processing, ProcessingArgs
 from contract import LambdaEnv, Services, Table
-from tests.pulumi_mocks import ACCOUNT, REGION, deploy
+from tests.pulumi_mocks import ACCOUNT, MOCK_POWERTOOLS_LAYER, REGION, deploy
 
 BUCKET = "arti4207-poc-2023"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-SQS"
@@ -57,8 +57,19 @@ def test_metadata_function_settings_come_from_config(dev):
     assert fn["runtime"] == "python3.13" and fn["architectures"] == ["x86_64"]
     assert fn["handler"] == "handlers.metadata.handler"
     assert (fn["memorySize"], fn["timeout"]) == (256, 120)
-    assert fn["layers"] == [
-        f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:40"]
+    assert fn["layers"] == [f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
+                            f"{MOCK_POWERTOOLS_LAYER}"]  # the value of the SSM parameter below
+    [lookup] = [c for c in dev.mocks.calls if c.token == "aws:ssm/getParameter:getParameter"]
+    assert lookup.args["name"] == "/aws/service/powertools/python/x86_64/python3.13/3.37.0"
+
+
+def test_a_pinned_layer_number_is_used_as_given_without_a_lookup():
+    import dataclasses
+
+    pinned = processing(dataclasses.replace(PipelineConfig.from_stack_file("dev"), powertools_layer_version=42))
+    assert pinned.one("aws:lambda/function:Function").inputs["layers"] == [
+        f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:42"]
+    assert not [c for c in pinned.mocks.calls if c.token == "aws:ssm/getParameter:getParameter"]
 
 
 def test_metadata_environment_names_table_topic_bucket_and_service(dev):
