@@ -135,7 +135,6 @@ class PortalClient:
         raise PortalError(f"{what}: {problem}")
 
 
-
 def hang_up(response: requests.Response) -> None:
     """Shuts the read side of a streamed response's socket (urllib3's `shutdown`), so a read
     blocked on it in another thread (the read-ahead) returns at once: `close()` alone waits for

@@ -96,7 +96,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     queue_url = _required(env, JobEnv.QUEUE_URL)
     domain = env.get(JobEnv.SODA_DOMAIN, "").strip() or JobDefaults.SODA_DOMAIN
     host = domain.removeprefix("https://").removeprefix("http://")
-    if not host or any(c in host for c in " /:") and not _is_host_port(host):
+    if not host or (any(c in host for c in " /:") and not _is_host_port(host)):
         raise SettingError(f"{JobEnv.SODA_DOMAIN} must be a host name, or an http:// or https:// URL "
                            f"without a path (got {domain!r})")
     inventory_id = env.get(JobEnv.INVENTORY_ID, "").strip() or JobDefaults.INVENTORY_ID
