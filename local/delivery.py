@@ -16,6 +16,7 @@ the redrive and the DLQ behave as in AWS, only faster.
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,15 +74,23 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
         "receiptHandle": m["ReceiptHandle"],
         "body": m["Body"],
         "attributes": m.get("Attributes", {}),
-        "messageAttributes": {
-            name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-                   "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
-            for name, value in m.get("MessageAttributes", {}).items()},
+        "messageAttributes": {name: _message_attribute(value) for name, value in m.get("MessageAttributes", {}).items()},
         "md5OfBody": m["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
     } for m in messages]}
+
+
+def _message_attribute(value: dict) -> dict:
+    """An SQS message attribute as the event carries it: the value present (binary as base64
+    text), the other omitted."""
+    attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return attribute
 
 
 def sns_event(envelope: dict, subscription_arn: str) -> dict:
@@ -129,7 +138,8 @@ class SqsEventSourceMapping:
         context = LambdaContext(self.function_name, region=self.region)
         try:
             response = self.handler(sqs_event(messages, self.queue_arn, self.region), context) or {}
-            failed = [item["itemIdentifier"] for item in response.get("batchItemFailures", [])]
+            # A missing, null or empty list means every record succeeded.
+            failed = [item["itemIdentifier"] for item in response.get("batchItemFailures") or []]
             if any(not isinstance(i, str) or i not in ids for i in failed):
                 # Lambda treats an empty or unknown itemIdentifier as a failure of the whole batch.
                 failed, error = ids, f"invalid batchItemFailures: {response!r}"
@@ -205,7 +215,7 @@ class SnsAsyncInvoker:
             "timestamp": datetime.now(timezone.utc).isoformat(),
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
-                "functionArn": LambdaContext(self.function_name, region=self.region).invoked_function_arn,
+                "functionArn": LambdaContext(self.function_name, region=self.region).invoked_function_arn + ":$LATEST",
                 "condition": "RetriesExhausted",
                 "approximateInvokeCount": 1 + self.retry_attempts,
             },

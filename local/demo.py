@@ -261,15 +261,15 @@ def logs_to(path: Path, *modules: Any) -> Iterator[None]:
 
 
 def drain_queue(sqs: Any, url: str) -> list[dict]:
-    """Every message of a dead-letter queue, left in place (visibility 0) for people to inspect."""
+    """Every message of a dead-letter queue, left in place for people to inspect: each is hidden
+    while the queue is walked (received with visibility 0, the same first ten would come back
+    every time), then made visible again."""
     bodies: dict[str, dict] = {}
-    for _ in range(1000):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                       WaitTimeSeconds=0, AttributeNames=["All"]).get("Messages", [])
-        new = {m["MessageId"]: m for m in messages if m["MessageId"] not in bodies}
-        if not new:
-            break
-        bodies.update(new)
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                          WaitTimeSeconds=0, AttributeNames=["All"]).get("Messages", []):
+        bodies.update({m["MessageId"]: m for m in messages})
+    for message in bodies.values():
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     return list(bodies.values())
 
 
@@ -307,8 +307,12 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
         item.harvest = entry.get("status", "")
         if entry.get("status") == FAILED:
             item.failures.append(f"harvest failed: {entry.get('reason', 'unknown reason')}")
-    if exit_code not in (0, 1) and not summary:
-        outcome("job").failures.append(f"harvester exited with {exit_code} (see out/harvest.log)")
+    if not summary:  # it crashed (a traceback exits 1 too) or was killed before its summary
+        outcome("job").failures.append(f"harvester exited with {exit_code} without its summary "
+                                       "(see out/harvest.log)")
+    elif summary.get("exit_code") != exit_code:
+        outcome("job").failures.append(f"harvester exited with {exit_code} after a summary saying "
+                                       f"{summary.get('exit_code')} (see out/harvest.log)")
 
     items = aws.client("dynamodb").get_paginator("scan").paginate(TableName=resources.table)
     from boto3.dynamodb.types import TypeDeserializer

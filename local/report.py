@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal, Sequence
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -56,20 +57,22 @@ def terminal_table(outcomes: list[DatasetOutcome]) -> RichTable:
     table.add_column("failures", overflow="fold")
     for outcome in outcomes:
         table.add_row(
-            outcome.id,
+            escape(outcome.id),
             "-" if outcome.rows is None else f"{outcome.rows:,}",
             human_size(outcome.size),
             outcome.sha256[:12] or "-",
             "-" if outcome.score is None else f"{outcome.score:.1f}/10",
-            outcome.name,
-            "; ".join(outcome.failures) or "[green]none[/green]",
+            escape(outcome.name),  # portal text: "[en pesos]" is not rich markup
+            escape("; ".join(outcome.failures)) or "[green]none[/green]",
         )
     return table
 
 
 def write_html(outcomes: list[DatasetOutcome], path: Path, *, portal: str, endpoint: str,
                rejected: Sequence[dict] = ()) -> Path:
-    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    # autoescape=True, not select_autoescape(): that keys on the template's suffix, and `.j2` is
+    # not one it escapes; names and reasons come from the portal and from dead letters.
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     environment.filters["human_size"] = human_size
     html = environment.get_template("report.html.j2").render(
         outcomes=outcomes,

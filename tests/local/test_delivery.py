@@ -93,6 +93,29 @@ def test_sns_invocations_are_retried_then_sent_to_the_on_failure_destination(loc
     assert len(dead) == 1
     failure = json.loads(dead[0]["Body"])
     assert failure["requestContext"]["condition"] == "RetriesExhausted"
+    assert failure["requestContext"]["functionArn"].endswith(":function:crit:$LATEST")  # qualified, as AWS sends it
     assert failure["requestContext"]["approximateInvokeCount"] == 3
     assert failure["requestPayload"]["Records"][0]["Sns"]["Message"] == "fails"
     assert failure["responsePayload"] == {"errorMessage": "cannot evaluate", "errorType": "ValueError"}
+
+
+def test_a_null_batch_item_failures_list_means_every_record_succeeded(local_aws):
+    sqs = local_aws.client("sqs")
+    sqs.send_message(QueueUrl=local_aws.resources.queue_url, MessageBody="x")
+    invocation = _mapping(local_aws, lambda event, context: {"batchItemFailures": None}).poll_once()
+    assert invocation.failed_ids == [] and invocation.error == ""
+    assert _mapping(local_aws, lambda event, context: None).poll_once() is None  # deleted, not redelivered
+
+
+def test_message_attributes_carry_only_the_value_they_have_binary_as_base64(local_aws):
+    sqs = local_aws.client("sqs")
+    sqs.send_message(QueueUrl=local_aws.resources.queue_url, MessageBody="x", MessageAttributes={
+        "kind": {"DataType": "String", "StringValue": "harvest"},
+        "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}})
+    events = []
+    _mapping(local_aws, lambda event, context: events.append(event)).poll_once()
+    attributes = events[0]["Records"][0]["messageAttributes"]
+    assert attributes["kind"] == {"stringValue": "harvest", "stringListValues": [], "binaryListValues": [],
+                                  "dataType": "String"}
+    assert attributes["blob"] == {"binaryValue": "AAE=", "stringListValues": [], "binaryListValues": [],
+                                  "dataType": "Binary"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -192,3 +193,41 @@ def test_the_readme_shows_what_the_demo_prints(snapshot_run):
     _, _, result = snapshot_run
     printed = {o.id: [f"{o.rows:,}", human_size(o.size), o.sha256[:12], f"{o.score:.1f}/10"] for o in result.outcomes}
     assert quoted == printed
+
+
+def test_a_harvester_that_ends_without_its_summary_is_a_failure_of_the_run(local_aws):
+    from local.demo import collect_outcomes
+
+    r = local_aws.resources
+    crashed = collect_outcomes(local_aws, r, summary={}, exit_code=1, metadata_dead=[], criteria_dead=[])
+    assert [(o.id, o.ok) for o in crashed] == [("job", False)]
+    assert "without its summary" in crashed[0].failures[0]
+    summary = {"datasets": [], "exit_code": 0}
+    assert collect_outcomes(local_aws, r, summary=summary, exit_code=0, metadata_dead=[], criteria_dead=[]) == []
+    disagreeing = collect_outcomes(local_aws, r, summary=summary, exit_code=1, metadata_dead=[], criteria_dead=[])
+    assert [(o.id, o.ok) for o in disagreeing] == [("job", False)]
+
+
+def test_every_dead_letter_is_listed_and_left_in_its_queue(local_aws):
+    from local.demo import drain_queue
+
+    sqs, url = local_aws.client("sqs"), local_aws.resources.dead_letter_queue_url
+    for n in range(25):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"ID": f"dead-{n:04d}"}))
+    assert sorted(json.loads(m["Body"])["ID"] for m in drain_queue(sqs, url)) == [f"dead-{n:04d}" for n in range(25)]
+    assert len(drain_queue(sqs, url)) == 25  # still there, visible, for people to inspect
+
+
+def test_portal_text_is_escaped_in_the_html_report_and_plain_in_the_terminal(tmp_path):
+    from local.report import DatasetOutcome, terminal_table, write_html
+
+    outcome = DatasetOutcome(id="abcd-1234", name="<script>alert(1)</script> Ventas [en pesos] [/] 2024",
+                             failures=["harvest failed: <img src=x onerror=alert(2)>"])
+    html = write_html([outcome], tmp_path / "report.html", portal="p", endpoint="e",
+                      rejected=[{"id": "<b>x</b>", "reason": "<i>draft</i>"}]).read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "<b>x</b>" not in html and "<i>draft</i>" not in html
+    terminal = io.StringIO()
+    Console(file=terminal, width=200).print(terminal_table([outcome]))  # "[/]" as markup would raise MarkupError
+    printed = terminal.getvalue()
+    assert "pesos] [/] 2024" in printed and "onerror=alert(2)>" in printed  # the name wraps after "[en"
