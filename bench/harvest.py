@@ -7,10 +7,19 @@ response into `boto3 upload_fileobj`). Throughput is the dataset's bytes over th
 spent on that dataset (the job's own per-dataset `seconds`; the baseline's timed copy). Both
 exclude the same things: Python start-up, imports and boto3 client creation (the job's clients
 and portal session are made once per job, before its datasets; the baseline's client before its
-clock starts); both include their first connections. The job's time also holds what the baseline
-does not do: the metadata request, one request per page, the checks of every page, the tags
-`rows` and `announced` and the SQS message. Peak RSS is the measured process's own `ru_maxrss`
-(os.wait4), so the servers' memory is not counted.
+clock starts). Both include their first S3 connection. The portal connection differs: the job
+opens its first one during the inventory read, before its per-dataset clock starts; the baseline
+opens its only one inside its clock (a TCP connect over loopback: well under a millisecond). The
+job's time also holds what the baseline does not do: the metadata request, one request per page,
+the checks of every page, the tags `rows` and `announced` and the SQS message.
+
+Peak RSS is the measured process's own high-water mark, `VmHWM` (bench/peakrss.py), which each
+measured child writes to stderr at exit (an atexit hook registered before its code runs; the job
+runs as `__main__` through runpy, as `python container/main.py` would). Not `ru_maxrss` from os.wait4:
+Linux carries the parent's high-water mark across exec, so after `python -m bench hashing harvest`
+every figure would show the hashing run's size. The servers' memory is not counted either. The
+job runs with the harvester's defaults: its tuning variables (contract.JobEnv) are dropped from the
+inherited environment.
 
 Where the small dataset's time goes is shown by one extra traced run of each side (botocore
 event hooks and wrappers record each step; not part of the medians).
@@ -82,6 +91,29 @@ def _serve_moto(ready) -> None:
     ready.put(f"http://{host}:{port}")
     time.sleep(10**6)
 
+
+# Put before every measured child's code: at exit the child writes its own peak RSS (VmHWM) as a
+# stderr line starting with PEAK_MARK; _measure takes the last such line.
+PEAK_MARK = "bench-peak-rss-mib "
+REPORT_PEAK = f"""
+import atexit as _atexit, sys as _sys
+_sys.path.insert(0, {str(ROOT)!r})
+from bench.peakrss import peak_rss_mb as _peak_rss_mb
+del _sys.path[0]
+def _report_peak(peak=_peak_rss_mb, stderr=_sys.stderr):
+    print(f"{PEAK_MARK}{{peak():.3f}}", file=stderr, flush=True)
+_atexit.register(_report_peak)
+"""
+
+# The job as `python container/main.py` runs it (the script's folder first on sys.path, run as
+# __main__; its sys.exit is the process's exit status), after REPORT_PEAK.
+RUN_JOB = r"""
+import os, runpy, sys
+script = os.path.join(os.getcwd(), "container", "main.py")
+sys.argv = [script]
+sys.path[0] = os.path.dirname(script)
+runpy.run_path(script, run_name="__main__")
+"""
 
 BASELINE = r"""
 import json, sys, time
@@ -208,27 +240,26 @@ def _median(measures) -> Measure:
     return Measure(middle.seconds, middle.size, max(m.rss_mib for m in ordered))
 
 
-def _measure(command: list[str], env: dict) -> tuple[str, float]:
-    """Runs a fresh process; (stdout, its own peak RSS in MiB).
+def _measure(label: str, code: str, args: list[str], env: dict) -> tuple[str, float]:
+    """Runs `code` in a fresh `python -c` process (cwd ROOT); (stdout, its own peak RSS in MiB).
 
-    The child is reaped with os.wait4, whose rusage is that child's alone (RUSAGE_CHILDREN would
-    be the maximum over every child so far); stderr goes to a temporary file so no pipe fills."""
+    The peak is the child's VmHWM, which REPORT_PEAK writes to stderr at exit (see the module
+    docstring for why not ru_maxrss); stderr goes to a temporary file so no pipe fills."""
     with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors)
-        assert process.stdout is not None
-        stdout = process.stdout.read().decode()
-        process.stdout.close()
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            errors.seek(0)
-            raise RuntimeError(f"{command[1]} exited {process.returncode}: {errors.read()[-3000:].decode()}")
-    return stdout, usage.ru_maxrss / 1024
+        result = subprocess.run([sys.executable, "-c", REPORT_PEAK + code, *args], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=errors)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if result.returncode != 0:
+        raise RuntimeError(f"{label} exited {result.returncode}: {stderr[-3000:]}")
+    peaks = [line for line in stderr.splitlines() if line.startswith(PEAK_MARK)]
+    if not peaks:
+        raise RuntimeError(f"{label} did not report its peak RSS: {stderr[-3000:]}")
+    return result.stdout.decode(), float(peaks[-1][len(PEAK_MARK):])
 
 
 def _harvester(env: dict, dataset_id: str) -> Measure:
-    stdout, rss = _measure([sys.executable, str(ROOT / "container" / "main.py")],
-                           {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
+    stdout, rss = _measure("container/main.py", RUN_JOB, [], {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
     summary = json.loads(stdout.strip().splitlines()[-1])["summary"]
     [outcome] = summary["datasets"]
     if outcome["status"] != "harvested":
@@ -237,17 +268,17 @@ def _harvester(env: dict, dataset_id: str) -> Measure:
 
 
 def _baseline(env: dict, portal_url: str, dataset_id: str) -> Measure:
-    stdout, rss = _measure([sys.executable, "-c", BASELINE, f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
-                            f"baseline/{dataset_id}.csv"], env)
+    stdout, rss = _measure("the baseline", BASELINE, [f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
+                                                      f"baseline/{dataset_id}.csv"], env)
     result = json.loads(stdout)
     return Measure(result["seconds"], result["size"], rss)
 
 
 def _breakdown(env: dict, portal_url: str, dataset_id: str) -> tuple[dict, dict]:
     """One traced run of each side: ({"steps": ..., "seconds": ...}, the same for the baseline)."""
-    harvester, _ = _measure([sys.executable, "-c", TRACED_HARVESTER], {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
-    baseline, _ = _measure([sys.executable, "-c", TRACED_BASELINE, f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
-                            f"baseline/{dataset_id}.csv"], env)
+    harvester, _ = _measure("the traced job", TRACED_HARVESTER, [], {**env, "DATASET_IDS": dataset_id, "FORCE": "true"})
+    baseline, _ = _measure("the traced baseline", TRACED_BASELINE, [f"{portal_url}/resource/{dataset_id}.csv", BUCKET,
+                                                                     f"baseline/{dataset_id}.csv"], env)
     [steps] = [line for line in harvester.splitlines() if line.startswith('{"steps"')]
     return json.loads(steps), json.loads(baseline)
 
@@ -266,7 +297,10 @@ def run(quick: bool = False) -> str:
     try:
         portal_url, actual = portal_ready.get(timeout=600)
         endpoint = moto_ready.get(timeout=60)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        # The job's defaults are what is measured: no AWS_* and no harvester setting (a PAGE_SIZE or
+        # PART_SIZE_MIB in the shell) comes from the caller's environment.
+        settings = set(_job_settings()["names"])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in settings}
         env.update(CREDENTIALS)
         env.update({"AWS_ENDPOINT_URL": endpoint, "BUCKET": BUCKET, "SODA_DOMAIN": portal_url, "LOG_LEVEL": "WARNING",
                     "QUEUE_URL": ""})
@@ -289,6 +323,20 @@ def run(quick: bool = False) -> str:
     return _report(results, quick, breakdown)
 
 
+def _job_settings() -> dict:
+    """The harvester's environment names and the defaults the measured job runs with."""
+    import inspect
+
+    if str(ROOT) not in sys.path:  # `python bench/harvest.py`
+        sys.path.insert(0, str(ROOT))
+    from container.upload import StreamingUpload
+    from contract import JobDefaults, JobEnv
+
+    return {"names": [v for k, v in vars(JobEnv).items() if not k.startswith("_") and isinstance(v, str)],
+            "page_size": JobDefaults.PAGE_SIZE, "part_mib": JobDefaults.PART_SIZE_MIB,
+            "in_flight": inspect.signature(StreamingUpload).parameters["max_in_flight"].default}
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -303,12 +351,17 @@ def _steps_table(title: str, traced: dict) -> list[str]:
 
 def _report(results: dict[str, tuple[Measure, Measure, list[float]]], quick: bool,
             breakdown: tuple[str, dict, dict]) -> str:
+    from bench.__main__ import machine
+
+    job = _job_settings()
     lines = ["## Harvester: one dataset from the portal into S3 (issue 3)", "",
-             "Local portal (`local/portal.py`) and moto S3 server each in their own process; pages of "
-             f"50000 rows, 8 MiB parts, 2 in flight. Median of {1 if quick else REPEATS} alternating runs "
-             "(peak RSS: the highest run); the ratio is the medians'. Each pair's ratio (a harvester run and the baseline "
-             "run right after it) shows the spread: on this 2-core machine the two servers and the measured process "
-             "compete for the CPU, and a 0.2 s case moves by tens of ms from run to run." + (" QUICK run: small sizes, not figures to publish." if quick else ""), "",
+             "Local portal (`local/portal.py`) and moto S3 server each in their own process; the job's defaults: "
+             f"pages of {job['page_size']} rows, {job['part_mib']} MiB parts, {job['in_flight']} in flight. "
+             f"Median of {1 if quick else REPEATS} alternating runs (peak RSS: the highest run, the process's own "
+             "`VmHWM`); the ratio is the medians'. Each pair's ratio (a harvester run and the baseline run right "
+             f"after it) shows the spread: on this machine ({machine()}) the two servers and the measured process "
+             "compete for the CPU, so a case's time moves from run to run."
+             + (" QUICK run: small sizes, not figures to publish." if quick else ""), "",
              "| dataset | MB | harvester MB/s | baseline MB/s | ratio (goal >= 0.8) | each pair's ratio | "
              "harvester peak RSS MiB (goal < 150) | baseline peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
     for dataset_id, (harvester, baseline, pairs) in results.items():
