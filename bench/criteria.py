@@ -88,7 +88,7 @@ def _dataset(path: Path):
 
 def _case(kind: str, path: str, out) -> None:
     sys.path.insert(0, str(ROOT))
-    from bench.peakrss import peak_rss_mb
+    from bench.peakrss import peak_rss_mib
 
     if kind == "evaluator":
         from datetime import datetime, timezone
@@ -110,7 +110,7 @@ def _case(kind: str, path: str, out) -> None:
         duplicates = int(frame.duplicated().sum())
         elapsed = time.perf_counter() - started
         figures = (len(frame), empty, duplicates)
-    out.put((elapsed, peak_rss_mb(), figures))
+    out.put((elapsed, peak_rss_mib(), figures))
 
 
 def _measure(kind: str, path: Path):
@@ -154,7 +154,7 @@ def _table(title, results) -> str:
     lines = [
         f"### {title}",
         "",
-        "| approach | time (s) | rows/s | peak RSS (MB) | rows | empty cells | duplicate rows |",
+        "| approach | time (s) | rows/s | peak RSS (MiB) | rows | empty cells | duplicate rows |",
         "|---|---|---|---|---|---|---|",
     ]
     for kind, label in (("evaluator", "evaluator (handlers.quality)"), ("pandas", "pandas baseline")):

@@ -1,4 +1,4 @@
-"""Peak RSS of the calling process, in MB.
+"""Peak RSS of the calling process, in MiB (the kernel counts KiB).
 
 `ru_maxrss` is NOT usable for a child started by fork+exec (multiprocessing spawn, subprocess):
 Linux carries the parent's high-water mark across exec, so a child of a big parent reports the
@@ -12,7 +12,7 @@ import resource
 import sys
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mib() -> float:
     try:
         with open("/proc/self/status") as status:
             for line in status:

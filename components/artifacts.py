@@ -1,4 +1,5 @@
-"""What gets built from the repository: the Lambda package, the image tag, the Powertools layer ARN.
+"""What gets built from the repository: the Lambda package, the image tag, the Powertools layer's
+SSM parameter name (or its ARN, when a layer number is pinned).
 
 Pure functions over the file tree (no Pulumi engine needed except to wrap the archive), so tests
 can check exactly which files ship.

@@ -17,7 +17,7 @@ its message was never sent), failed (with `reason`) or rejected (an inventory ro
 harvestable dataset id, with `reason`). A failed inventory read is one failed entry whose id is
 the inventory's.
 
-Exit status: 0 every dataset harvested or skipped; 1 at least one failed (Batch retries the job;
+Exit status: 0 no dataset failed (harvested, skipped, re-announced, rejected); 1 at least one failed (Batch retries the job;
 the rerun only does what is left); 2 a missing or invalid setting (named on stderr; not retried).
 """
 

@@ -37,8 +37,8 @@ class StoredObject:
 
 
 class StreamingUpload:
-    """`write()` bytes, then `complete(metadata)`; `abort()` (or leaving a `with` block on an
-    exception) removes every uploaded part."""
+    """`StreamingUpload(..., metadata=...)`, `write()` bytes, then `complete()`; `abort()` (or
+    leaving a `with` block on an exception) removes every uploaded part."""
 
     def __init__(self, s3: Any, bucket: str, key: str, *, part_size: int, metadata: dict[str, str],
                  content_type: str = "text/csv; charset=utf-8", max_in_flight: int = 2) -> None:

@@ -13,7 +13,9 @@ Exactly-once effects under SQS's at-least-once delivery:
    version changes nothing. A later harvest that stored the same bytes (same key HASH + ID) as a
    new version replaces the item and is announced again, so its criteria are re-evaluated against
    the new harvest's metadata; a late duplicate or a DLQ replay of an OLDER harvest does not
-   (`harvested_at` is ISO 8601 UTC, `YYYY-MM-DDTHH:MM:SSZ`: string order is time order), so it
+   (`harvested_at` is ISO 8601 UTC with milliseconds, `YYYY-MM-DDTHH:MM:SS.mmmZ`: string order is
+   time order; an item written before the harvester wrote milliseconds, `...SSZ`, sorts after a
+   new one of the same second, which only matters within that second), so it
    can neither roll the item back, wiping the newer version's criteria, nor publish again.
 2. When that condition fails, read the item (strongly consistent): if it holds another version,
    a later harvest superseded this message and the record is done, unpublished. Else, if
