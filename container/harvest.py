@@ -181,7 +181,11 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
                 if next_page is None:
                     response = portal.open_csv_page(dataset_id, offset=offset, limit=settings.page_size)
                 else:
-                    response, next_page = next_page.result(), None
+                    try:  # a page asked for ahead may still be waiting on a slow portal
+                        response = next_page.result(timeout=max(0.0, deadline - time.monotonic()))
+                    except TimeoutError:  # left to its thread; closed when it comes (finally)
+                        raise DeadlineExceeded("the dataset deadline passed while waiting for the next page") from None
+                    next_page = None
                 with response:
                     try:
                         page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline,

@@ -372,6 +372,16 @@ def test_the_deadline_stops_a_page_that_trickles_in_a_byte_at_a_time(settings, h
     assert server.hung_up["big1-2345"] == 1
 
 
+def test_the_deadline_stops_the_wait_for_a_page_asked_for_ahead(settings, harvest, server, aws):
+    server.faults.inject("big1-2345", Fault("slow", "csv", delay=5.0, min_offset=PAGE))
+
+    summary = harvest(settings, dataset_timeout=1.0, dataset_ids=("big1-2345",))
+
+    assert statuses(summary) == {"big1-2345": "failed"}
+    assert "deadline passed while waiting for the next page" in reasons(summary)["big1-2345"]
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
 def test_a_page_asked_for_ahead_and_not_needed_does_not_keep_the_job_alive(settings, harvest, server):
     # smal-0001 has 37 rows: with pages of 60 the next page is asked for at 30 records, then not
     # needed; the portal takes its time to answer it.
