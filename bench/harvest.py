@@ -325,16 +325,14 @@ def run(quick: bool = False) -> str:
 
 def _job_settings() -> dict:
     """The harvester's environment names and the defaults the measured job runs with."""
-    import inspect
-
     if str(ROOT) not in sys.path:  # `python bench/harvest.py`
         sys.path.insert(0, str(ROOT))
-    from container.upload import StreamingUpload
+    from container.upload import MAX_IN_FLIGHT
     from contract import JobDefaults, JobEnv
 
     return {"names": [v for k, v in vars(JobEnv).items() if not k.startswith("_") and isinstance(v, str)],
             "page_size": JobDefaults.PAGE_SIZE, "part_mib": JobDefaults.PART_SIZE_MIB,
-            "in_flight": inspect.signature(StreamingUpload).parameters["max_in_flight"].default}
+            "in_flight": MAX_IN_FLIGHT}
 
 
 def _verdict(ok: bool) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CHECKSUM = "CRC32"
+MAX_IN_FLIGHT = 2  # parts uploading at once, by default
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class StreamingUpload:
     leaving a `with` block on an exception) removes every uploaded part."""
 
     def __init__(self, s3: Any, bucket: str, key: str, *, part_size: int, metadata: dict[str, str],
-                 content_type: str = "text/csv; charset=utf-8", max_in_flight: int = 2) -> None:
+                 content_type: str = "text/csv; charset=utf-8", max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._s3 = s3
         self.bucket, self.key = bucket, key
         self._part_size = part_size

@@ -159,8 +159,9 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         codes.append("ERR004")
     elif p.rows < MIN_ROWS:
         codes.append("ERR005")
-    # The dataset's columns, as completitud counts them; nothing to count when the object is missing.
-    if profile is not None and p.columns + len(missing_columns(p, dataset)) < MIN_COLUMNS:
+    # The dataset's columns, as completitud counted them; nothing to count when the object is missing.
+    missing = next(c for c in criteria if c.name == "completitud").inputs["missing_columns"]
+    if profile is not None and p.columns + len(missing) < MIN_COLUMNS:
         codes.append("ERR008")
     if next(c for c in criteria if c.name == "actualidad").inputs.get("out_of_date"):
         codes.append("ERR015")
