@@ -15,7 +15,8 @@ import pulumi
 
 from components.config import ROOT
 
-# The Lambda package: the handlers and the contract they share with the harvester (decisions.md).
+# The Lambda package: the handlers and the contract they share with the harvester (one definition
+# of every name that crosses a process boundary).
 LAMBDA_PACKAGES = ("handlers", "contract")
 # The image is built from these folders (the .dockerignore whitelist) plus the Dockerfile inside.
 IMAGE_SOURCES = ("container", "contract")
@@ -63,13 +64,13 @@ def source_hash(root: Path = ROOT) -> str:
 
 def powertools_parameter(runtime: str, architecture: str, release: str) -> str:
     """The public SSM parameter holding the layer ARN of one Powertools release, e.g.
-    /aws/service/powertools/python/x86_64/python3.13/3.37.0 (Powertools' documented naming)."""
+    /aws/service/powertools/python/x86_64/python3.11/3.37.0 (Powertools' documented naming)."""
     return f"/aws/service/powertools/python/{architecture}/{runtime}/{release}"
 
 
 def powertools_layer_arn(region: str, runtime: str, architecture: str, version: int) -> str:
-    """The AWS-published layer for this runtime/architecture, e.g. ...PythonV3-python313-x86_64:40:
+    """The AWS-published layer for this runtime/architecture, e.g. ...PythonV3-python311-x86_64:40:
     used when `powertoolsLayerVersion` pins the number (a release whose SSM parameter is missing)."""
-    flavour = runtime.replace(".", "")  # python3.13 -> python313
+    flavour = runtime.replace(".", "")  # python3.11 -> python311
     return (f"arn:aws:lambda:{region}:{POWERTOOLS_ACCOUNT}:layer:"
             f"AWSLambdaPowertoolsPythonV3-{flavour}-{architecture}:{version}")

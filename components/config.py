@@ -1,4 +1,6 @@
-"""Typed stack configuration: every setting of the PoC, with the PoC's value as default.
+"""Typed stack configuration: every setting of the PoC, with the PoC's value as default where
+the PoC sets one (a console default it left is replaced where a real pipeline needs more; the
+README's Configuration section says which and why).
 
 `PipelineConfig` is the one source of truth for names, sizes and timeouts. The Pulumi program
 builds it from `pulumi.Config` (`from_pulumi`), the local runner from `Pulumi.<stack>.yaml`
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from contract import DATASET_ID_PATTERN, JobEnv, LambdaEnv, Services
+from contract import DATASET_ID_PATTERN, JobEnv, LambdaEnv, Services, portal_port, portal_problem
 
 PROJECT = "arti4207"
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +118,19 @@ def _describe(values: tuple[int, ...]) -> str:
     return f"one of {', '.join(map(str, values))}"
 
 
+# The only port the job's security group lets out (the portal, S3, SQS, ECR and logs are HTTPS).
+JOB_EGRESS_PORT = 443
+
+
+def _portal(value: str) -> str | None:
+    """The job's own SODA_DOMAIN rule, and a port its security group lets out."""
+    if problem := portal_problem(value):
+        return problem
+    if portal_port(value) != JOB_EGRESS_PORT:
+        return f"must be reached on port {JOB_EGRESS_PORT} (the job's security group allows HTTPS out only)"
+    return None
+
+
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
 
@@ -139,6 +154,11 @@ class PipelineConfig:
     queue_name: str = _setting("ARTI4207-SQS", "3", "standard queue announcing stored datasets",
                                _name(f"SQS queue name, at most 80 with its DLQ's {DLQ_SUFFIX}", 80 - len(DLQ_SUFFIX)))
     max_receive_count: int = _setting(5, "-", "receives before a message goes to the DLQ", _in_range(1, 1000))
+    # SQS allows 60 s to 14 days. The DLQ keeps its messages the longest SQS allows: they wait for a person.
+    message_retention_seconds: int = _setting(4 * 24 * 3600, "3", "how long the queue keeps a message "
+                                              "(the console's 4 days)", _in_range(60, 14 * 24 * 3600))
+    dead_letter_retention_seconds: int = _setting(14 * 24 * 3600, "-", "how long each DLQ keeps a message",
+                                                  _in_range(60, 14 * 24 * 3600))
     # Step 4: S3.
     bucket_name: str = _setting("arti4207-poc-2023", "4", "bucket of the harvested datasets",
                                 _matches(_BUCKET, "arti4207-poc-2023"))
@@ -170,15 +190,15 @@ class PipelineConfig:
     shards: int = _setting(1, "-", "array size: the selection is split over this many tasks",
                            _in_range(1, 10000))
     # The harvester (PoC main.py).
-    portal_domain: str = _setting("www.datos.gov.co", "5", "Socrata portal the job harvests",
-                                  lambda v: None if v and " " not in v else "must be a host name or URL")
+    portal_domain: str = _setting("www.datos.gov.co", "5", "Socrata portal the job harvests (host name, or "
+                                  "https:// URL; port 443)", _portal)
     inventory_id: str = _setting("uzcf-b9dh", "5", "asset inventory dataset of the portal",
                                  _matches(DATASET_ID_PATTERN, "uzcf-b9dh"))
     dataset_limit: int = _setting(100, "5", "datasets per harvest (PoC COUNT); 0: every eligible one",
                                   _in_range(0, 1000000))
     harvest_concurrency: int = _setting(4, "-", "datasets downloaded at once by one task", _in_range(1, 64))
     # Step 7: DynamoDB.
-    table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH)",
+    table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH, sort key ID)",
                                _name("DynamoDB table name", 255, low=3, chars="A-Za-z0-9_.-"))
     deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection; also keeps `pulumi destroy` "
                                          "from deleting a non-empty bucket or ECR repository (on for production)")
@@ -191,8 +211,7 @@ class PipelineConfig:
     criteria_function_name: str = _setting("ARTI4207-Lambda-Criterio", "10",
                                            "criteria Lambda; also names its DLQ and prefixes its role",
                                            _name("Lambda function name", 64))
-    lambda_runtime: str = _setting("python3.13", "9", "Python runtime of both Lambdas (PoC: 3.11)",
-                                   _one_of(LAMBDA_RUNTIMES))
+    lambda_runtime: str = _setting("python3.11", "9", "Python runtime of both Lambdas", _one_of(LAMBDA_RUNTIMES))
     lambda_architecture: str = _setting("x86_64", "9", "instruction set of both Lambdas",
                                         _one_of(LAMBDA_ARCHITECTURES))
     batch_size: int = _setting(1, "9", "SQS event source mapping batch size", _in_range(1, 10))
@@ -227,10 +246,19 @@ class PipelineConfig:
             problem = check(getattr(self, f.name)) if check else None
             if problem:
                 raise ConfigError(f"{PROJECT}:{config_key(f.name)} {problem} (got {getattr(self, f.name)!r})")
+        if float(self.job_vcpu) > self.max_vcpus:
+            raise ConfigError(f"{PROJECT}:jobVcpu must be at most {PROJECT}:maxVcpus ({self.max_vcpus}): the "
+                              f"compute environment could never start the job (got {self.job_vcpu})")
         memory = FARGATE_MEMORY_MIB[self.job_vcpu]
         if self.job_memory_mib not in memory:
             raise ConfigError(f"{PROJECT}:jobMemoryMiB must be {_describe(memory)} when {PROJECT}:jobVcpu is "
                               f"{self.job_vcpu} (Fargate vCPU/memory combinations) (got {self.job_memory_mib})")
+        # A message keeps its first enqueue time in the DLQ, so a DLQ that keeps messages for less
+        # time than the queue would drop them as soon as they arrive.
+        if self.dead_letter_retention_seconds < self.message_retention_seconds:
+            raise ConfigError(f"{PROJECT}:deadLetterRetentionSeconds must be at least {PROJECT}:messageRetentionSeconds "
+                              f"({self.message_retention_seconds}): SQS expires a dead letter by the time it was first "
+                              f"sent (got {self.dead_letter_retention_seconds})")
         # Derived names must be valid too. The field rules keep both DLQ names within SQS's limit
         # today (76 + 4, 64 + 4); this keeps it so if a rule or the suffix changes.
         for key, value, dlq in (("queueName", self.queue_name, self.dead_letter_queue_name),
@@ -273,14 +301,6 @@ class PipelineConfig:
         # Lambda refuses a mapping from a queue whose visibility timeout is below the function
         # timeout; AWS recommends six times it so retries within one batch do not redeliver.
         return 6 * self.metadata_timeout_seconds
-
-    @property
-    def message_retention_seconds(self) -> int:
-        return 4 * 24 * 3600
-
-    @property
-    def dead_letter_retention_seconds(self) -> int:
-        return 14 * 24 * 3600
 
     # Environments: the deployed stack (values are pulumi Outputs there) and the local runner
     # (plain strings) build them with these, so they agree.

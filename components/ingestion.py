@@ -16,10 +16,11 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from components import artifacts, iam, logs, queues
-from components.config import PROJECT, PipelineConfig
+from components.config import JOB_EGRESS_PORT, PROJECT, PipelineConfig
 from contract import JobEnv, JobExit, Services
 
-# The job definition's command (decisions.md: the code lives at /workspace/container/ in the image).
+# The job definition's command. The PoC ran /workspace/main.py; the image now holds container/ and
+# contract/ (the names the job shares with the Lambdas) side by side under /workspace.
 HARVESTER_COMMAND = ["python3", "/workspace/container/main.py"]
 # Not root (the PoC ran as root). A numeric uid needs no passwd entry and the code only reads files.
 RUN_AS_USER = "10001"
@@ -135,7 +136,7 @@ class Ingestion(pulumi.ComponentResource):
             # and the job definition follows the digest.
             image_name=pulumi.Output.concat(self.repository.repository_url, ":", artifacts.source_hash()),
             build=docker.DockerBuildArgs(
-                context=".",  # the repository root, so the image can hold contract/ (decisions.md)
+                context=".",  # the repository root, so the image can hold contract/ beside container/
                 dockerfile="container/Dockerfile",
                 platform="linux/amd64",
             ),
@@ -211,7 +212,7 @@ class Ingestion(pulumi.ComponentResource):
             description="Harvester job: no inbound; outbound HTTPS only (portal, S3, SQS, ECR, logs)",
             vpc_id=vpc_id,
             ingress=[],
-            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443,
+            egress=[{"protocol": "tcp", "from_port": JOB_EGRESS_PORT, "to_port": JOB_EGRESS_PORT,
                      "cidr_blocks": ["0.0.0.0/0"], "description": "HTTPS"}],
             opts=child,
         )

@@ -45,7 +45,7 @@ class Processing(pulumi.ComponentResource):
             hash_key=Table.PARTITION_KEY,
             range_key=Table.SORT_KEY,
             attributes=[{"name": Table.PARTITION_KEY, "type": "S"}, {"name": Table.SORT_KEY, "type": "S"}],
-            point_in_time_recovery={"enabled": True},
+            point_in_time_recovery={"enabled": True},  # DynamoDB.2 (Security Hub); the PoC's console left it off
             deletion_protection_enabled=config.deletion_protection,
             opts=child,
         )
@@ -72,8 +72,9 @@ class Processing(pulumi.ComponentResource):
                 iam.allow("CatalogueDatasets", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                           [self.table.arn]),
                 iam.allow("AnnounceProcessed", ["sns:Publish"], [self.topic.arn]),
-                iam.allow("ConsumeHarvestQueue", ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
-                                                  "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+                # The event source mapping polls with this role; it needs no more (a failed
+                # record becomes visible again when its visibility timeout ends).
+                iam.allow("ConsumeHarvestQueue", ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
                           [args.queue_arn]),
             ],
             description="Hashes each harvested dataset, catalogues it in DynamoDB and announces it on SNS",

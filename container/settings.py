@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 
-from contract import JobDefaults, JobEnv, is_dataset_id
+from contract import JobDefaults, JobEnv, is_dataset_id, portal_problem
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -77,11 +77,6 @@ def _dataset_ids(raw: str) -> tuple[str, ...]:
     return ids
 
 
-def _is_host_port(host: str) -> bool:
-    name, _, port = host.rpartition(":")
-    return bool(name) and not any(c in name for c in " /:") and port.isdigit()
-
-
 def log_level(env: Mapping[str, str]) -> str:
     """The logging level name in LOG_LEVEL (default INFO)."""
     level = env.get(JobEnv.LOG_LEVEL, "").strip().upper() or "INFO"
@@ -95,10 +90,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     bucket = _required(env, JobEnv.BUCKET)
     queue_url = _required(env, JobEnv.QUEUE_URL)
     domain = env.get(JobEnv.SODA_DOMAIN, "").strip() or JobDefaults.SODA_DOMAIN
-    host = domain.removeprefix("https://").removeprefix("http://")
-    if not host or (any(c in host for c in " /:") and not _is_host_port(host)):
-        raise SettingError(f"{JobEnv.SODA_DOMAIN} must be a host name, or an http:// or https:// URL "
-                           f"without a path (got {domain!r})")
+    if problem := portal_problem(domain):
+        raise SettingError(f"{JobEnv.SODA_DOMAIN} {problem} (got {domain!r})")
     inventory_id = env.get(JobEnv.INVENTORY_ID, "").strip() or JobDefaults.INVENTORY_ID
     if not is_dataset_id(inventory_id):
         raise SettingError(f"{JobEnv.INVENTORY_ID} must be a Socrata 4x4 id (got {inventory_id!r})")

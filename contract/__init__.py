@@ -17,6 +17,31 @@ def is_dataset_id(value: object) -> bool:
     return isinstance(value, str) and DATASET_ID_PATTERN.fullmatch(value) is not None
 
 
+def _portal_host(domain: str) -> tuple[str, str | None]:
+    """SODA_DOMAIN without its scheme, split into (name, port or None)."""
+    host = domain.removeprefix("https://").removeprefix("http://")
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon else (host, None)
+
+
+def portal_problem(domain: str) -> str | None:
+    """Why `domain` cannot be SODA_DOMAIN (None when it can): a host name, or an http:// or
+    https:// URL with an optional port and no path, as the harvester builds its URLs on it."""
+    name, port = _portal_host(domain)
+    if (not name or any(c in name for c in " /:")
+            or (port is not None and not (port.isdigit() and 0 < int(port) < 65536))):
+        return "must be a host name, or an http:// or https:// URL without a path"
+    return None
+
+
+def portal_port(domain: str) -> int:
+    """The TCP port the harvester connects to for a valid SODA_DOMAIN."""
+    _, port = _portal_host(domain)
+    if port is not None:
+        return int(port)
+    return 80 if domain.startswith("http://") else 443
+
+
 def dataset_key(dataset_id: str) -> str:
     """S3 key of a stored dataset (the PoC's `{ID}/{ID}.csv`)."""
     if not is_dataset_id(dataset_id):

@@ -124,7 +124,7 @@ def test_fargate_rejects_a_memory_the_vcpu_cannot_have(vcpu, memory, allowed):
     message = (f"arti4207:jobMemoryMiB must be {allowed} when arti4207:jobVcpu is {vcpu} "
                f"\\(Fargate vCPU/memory combinations\\) \\(got {memory}\\)")
     with pytest.raises(ConfigError, match=message):
-        PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": memory})
+        PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": memory, "maxVcpus": "16"})
 
 
 @pytest.mark.parametrize("vcpu, memory", [
@@ -133,8 +133,51 @@ def test_fargate_rejects_a_memory_the_vcpu_cannot_have(vcpu, memory, allowed):
     ("16", 122880),
 ])
 def test_fargate_accepts_every_edge_of_its_table(vcpu, memory):
-    config = PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": str(memory)})
+    config = PipelineConfig.from_values({"jobVcpu": vcpu, "jobMemoryMiB": str(memory), "maxVcpus": "16"})
     assert (config.job_vcpu, config.job_memory_mib) == (vcpu, memory)
+
+
+def test_a_job_larger_than_the_compute_environment_is_rejected():
+    # Batch would leave it RUNNABLE for ever: no task of 2 vCPUs fits in a 1-vCPU environment.
+    with pytest.raises(ConfigError, match=r"arti4207:jobVcpu must be at most arti4207:maxVcpus \(1\).*\(got 2\)"):
+        PipelineConfig.from_values({"jobVcpu": "2", "jobMemoryMiB": "4096"})
+    assert PipelineConfig.from_values({"jobVcpu": "2", "jobMemoryMiB": "4096", "maxVcpus": "2"}).max_vcpus == 2
+
+
+# --- Queues: retention ----------------------------------------------------------------------
+
+def test_queue_retention_is_a_setting_within_what_sqs_allows():
+    config = PipelineConfig.from_values({"messageRetentionSeconds": "3600", "deadLetterRetentionSeconds": "7200"})
+    assert (config.message_retention_seconds, config.dead_letter_retention_seconds) == (3600, 7200)
+    with pytest.raises(ConfigError, match="arti4207:messageRetentionSeconds must be between 60 and 1209600"):
+        PipelineConfig.from_values({"messageRetentionSeconds": "59"})
+
+
+def test_a_dead_letter_queue_must_keep_messages_at_least_as_long_as_its_queue():
+    # SQS expires a dead letter by the time it was first sent, not by when it reached the DLQ.
+    with pytest.raises(ConfigError, match="arti4207:deadLetterRetentionSeconds must be at least "
+                                          r"arti4207:messageRetentionSeconds \(345600\).*\(got 86400\)"):
+        PipelineConfig.from_values({"deadLetterRetentionSeconds": "86400"})
+
+
+# --- The portal: the job's rule, and the port its security group lets out ------------------
+
+@pytest.mark.parametrize("domain", ["www.datos.gov.co", "https://www.datos.gov.co", "https://x.example:443",
+                                    "datos.example:443"])
+def test_a_portal_the_job_can_reach_is_accepted(domain):
+    assert PipelineConfig.from_values({"portalDomain": domain}).portal_domain == domain
+
+
+@pytest.mark.parametrize("domain, message", [
+    ("https://www.datos.gov.co/resource", "must be a host name, or an http:// or https:// URL without a path"),
+    ("ftp://x.example", "must be a host name, or an http:// or https:// URL without a path"),
+    ("x.example:99999", "must be a host name, or an http:// or https:// URL without a path"),
+    ("http://x.example", r"must be reached on port 443 \(the job's security group allows HTTPS out only\)"),
+    ("https://x.example:8443", "must be reached on port 443"),
+])
+def test_a_portal_the_job_would_refuse_or_never_reach_is_rejected(domain, message):
+    with pytest.raises(ConfigError, match=f"arti4207:portalDomain {message}"):
+        PipelineConfig.from_values({"portalDomain": domain})
 
 
 # --- Names: each service's own rule -------------------------------------------------------

@@ -38,7 +38,7 @@ def test_criteria_function_settings_come_from_config(dev):
     fn = dev.one("aws:lambda/function:Function").inputs
     assert fn["name"] == "ARTI4207-Lambda-Criterio"
     assert fn["handler"] == "handlers.criteria.handler"
-    assert (fn["runtime"], fn["memorySize"], fn["timeout"]) == ("python3.13", 512, 300)
+    assert (fn["runtime"], fn["memorySize"], fn["timeout"]) == ("python3.11", 512, 300)
     assert fn["environment"]["variables"] == {
         LambdaEnv.TABLE_NAME: "ARTI4207-Dynamo", LambdaEnv.BUCKET: BUCKET,
         LambdaEnv.POWERTOOLS_SERVICE_NAME: Services.CRITERIA}

@@ -54,13 +54,13 @@ def test_topic_is_standard_and_encrypted(dev):
 def test_metadata_function_settings_come_from_config(dev):
     fn = dev.one("aws:lambda/function:Function").inputs
     assert fn["name"] == "ARTI4207-Lambda"
-    assert fn["runtime"] == "python3.13" and fn["architectures"] == ["x86_64"]
+    assert fn["runtime"] == "python3.11" and fn["architectures"] == ["x86_64"]
     assert fn["handler"] == "handlers.metadata.handler"
     assert (fn["memorySize"], fn["timeout"]) == (256, 120)
-    assert fn["layers"] == [f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:"
+    assert fn["layers"] == [f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:"
                             f"{MOCK_POWERTOOLS_LAYER}"]  # the value of the SSM parameter below
     [lookup] = [c for c in dev.mocks.calls if c.token == "aws:ssm/getParameter:getParameter"]
-    assert lookup.args["name"] == "/aws/service/powertools/python/x86_64/python3.13/3.37.0"
+    assert lookup.args["name"] == "/aws/service/powertools/python/x86_64/python3.11/3.37.0"
 
 
 def test_a_pinned_layer_number_is_used_as_given_without_a_lookup():
@@ -68,7 +68,7 @@ def test_a_pinned_layer_number_is_used_as_given_without_a_lookup():
 
     pinned = processing(dataclasses.replace(PipelineConfig.from_stack_file("dev"), powertools_layer_version=42))
     assert pinned.one("aws:lambda/function:Function").inputs["layers"] == [
-        f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-x86_64:42"]
+        f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:42"]
     assert not [c for c in pinned.mocks.calls if c.token == "aws:ssm/getParameter:getParameter"]
 
 
@@ -105,8 +105,8 @@ def test_metadata_role_names_exactly_the_resources_it_uses(dev):
         "CatalogueDatasets": (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                               [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ARTI4207-Dynamo"]),
         "AnnounceProcessed": (["sns:Publish"], [f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-topico"]),
-        "ConsumeHarvestQueue": (["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                                 "sqs:ReceiveMessage"], [QUEUE_ARN]),
+        # What the event source mapping calls with this role (AWSLambdaSQSQueueExecutionRole's actions).
+        "ConsumeHarvestQueue": (["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"], [QUEUE_ARN]),
         "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"],
                          [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ARTI4207-Lambda:log-stream:*"]),
     }

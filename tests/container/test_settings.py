@@ -54,6 +54,8 @@ def test_every_variable_is_read():
     ({**BASE, JobEnv.SODA_DOMAIN: "HTTP://127.0.0.1:1"}, JobEnv.SODA_DOMAIN),
     ({**BASE, JobEnv.SODA_DOMAIN: "http://"}, JobEnv.SODA_DOMAIN),
     ({**BASE, JobEnv.SODA_DOMAIN: "www.datos.gov.co/resource"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "http://127.0.0.1:70000"}, JobEnv.SODA_DOMAIN),
+    ({**BASE, JobEnv.SODA_DOMAIN: "127.0.0.1:"}, JobEnv.SODA_DOMAIN),
     ({**BASE, JobEnv.ARRAY_INDEX: "5"}, JobEnv.ARRAY_INDEX),
     ({**BASE, JobEnv.LOG_LEVEL: "verbose"}, JobEnv.LOG_LEVEL),
     ({**BASE, JobEnv.SHARD_COUNT: "3"}, JobEnv.ARRAY_INDEX),
