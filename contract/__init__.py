@@ -84,7 +84,7 @@ class JobEnv:
 class JobExit:
     """The harvester's exit codes; the job definition's retry strategy depends on them."""
 
-    OK = 0  # every dataset harvested or skipped
+    OK = 0  # no dataset failed (each harvested, skipped, re-announced or rejected)
     DATASET_FAILED = 1  # some dataset failed: Batch retries, the rerun does only what is left
     BAD_SETTINGS = 2  # a missing or invalid setting: retrying cannot help
 

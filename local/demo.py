@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from components.config import ROOT, PipelineConfig
+from components.config import ROOT, ConfigError, PipelineConfig
 from container.harvest import FAILED, REJECTED  # REJECTED: inventory rows the selection leaves out
 from contract import JobEnv, criteria_key, is_dataset_id
 from local.delivery import Invocation, SnsAsyncInvoker, SqsEventSourceMapping
@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None) -> DemoOptions:
     if args.portal and args.limit is None and not args.ids:
         # The emulator keeps objects in memory and a live portal has multi-GB datasets.
         args.limit = LIVE_PORTAL_DEFAULT_LIMIT
+    try:
+        PipelineConfig.from_stack_file(args.stack, ROOT)  # run() loads it again; here a bad one is a usage error
+    except FileNotFoundError:
+        parser.error(f"--stack: there is no Pulumi.{args.stack}.yaml in {ROOT} (a stack whose settings are all "
+                     "defaults needs one too: copy Pulumi.dev.yaml)")
+    except ConfigError as error:
+        parser.error(f"--stack: Pulumi.{args.stack}.yaml: {error}")
     ids = tuple(i.strip() for i in (args.ids or "").split(",") if i.strip())
     bad = [i for i in ids if not is_dataset_id(i)]
     if bad:
@@ -176,7 +183,7 @@ def deliver(mapping: SqsEventSourceMapping | SnsAsyncInvoker, label: str, total:
 def run(options: DemoOptions, console: Console | None = None) -> DemoResult:
     """The demo as `make demo` runs it: its own emulator and portal, stopped at the end."""
     console = console or Console(stderr=True)
-    config = PipelineConfig.from_stack_file(options.stack)
+    config = PipelineConfig.from_stack_file(options.stack, ROOT)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the emulator's request log
     with LocalAws(config) as aws, portal_url(options) as portal:
         result = run_pipeline(aws, portal, options, console)
@@ -361,9 +368,10 @@ def print_keep_instructions(aws: LocalAws, console: Console) -> None:
     endpoint, resources = aws.endpoint, aws.resources
     assert resources is not None
     lines = [
-        f"\nThe emulator keeps running at {endpoint} (Ctrl-C to stop). Look inside with:",
+        f"\nThe emulator keeps running at {endpoint} (Ctrl-C to stop). Look inside with the AWS CLI:",
         f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing "
         f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}",
+        f"  # the harvester's settings here: BUCKET={resources.bucket} QUEUE_URL={resources.queue_url}",
         f"  aws s3 ls s3://{resources.bucket} --recursive",
         f"  aws dynamodb scan --table-name {resources.table}",
         f"  aws sqs receive-message --queue-url {resources.dead_letter_queue_url}",
@@ -381,13 +389,21 @@ def show(result: DemoResult) -> None:
                       soft_wrap=True)
 
 
+def _shown_path(path: Path) -> Path:
+    """`out/report.html` when under the current folder, else the absolute path."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     result = run(options, Console(stderr=True))
     if not options.keep:
         show(result)
     failed = [o for o in result.outcomes if not o.ok]
-    print(f"\nReport: {result.report}")
+    print(f"\nReport: {_shown_path(result.report)}")
     if failed:
         print(f"{len(failed)} of {len(result.outcomes)} datasets did not go through:", file=sys.stderr)
         for o in failed:

@@ -151,6 +151,22 @@ def test_main_rejects_bad_arguments_with_a_clear_message(capsys):
     assert "not Socrata dataset ids: ../x" in capsys.readouterr().err
 
 
+def test_main_names_a_stack_without_settings_file_or_with_a_bad_one(capsys, tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--stack", "nosuch"])
+    assert exit_info.value.code == 2
+    assert "--stack: there is no Pulumi.nosuch.yaml" in capsys.readouterr().err
+
+    import local.demo
+
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  arti4207:batchSize: '11'\n")
+    monkeypatch.setattr(local.demo, "ROOT", tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--stack", "bad"])
+    assert exit_info.value.code == 2
+    assert "--stack: Pulumi.bad.yaml: arti4207:batchSize must be between 1 and 10" in capsys.readouterr().err
+
+
 def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
     from local.demo import SNAPSHOT
 
@@ -231,3 +247,21 @@ def test_portal_text_is_escaped_in_the_html_report_and_plain_in_the_terminal(tmp
     Console(file=terminal, width=200).print(terminal_table([outcome]))  # "[/]" as markup would raise MarkupError
     printed = terminal.getvalue()
     assert "pesos] [/] 2024" in printed and "onerror=alert(2)>" in printed  # the name wraps after "[en"
+
+
+def test_keep_prints_ready_to_paste_commands_and_the_harvester_settings():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from local.demo import print_keep_instructions
+    from local.emulator import StackResources
+
+    resources = StackResources("b", "http://e/q", "arn:q", "http://e/q-dlq", "t", "arn:t", "http://e/c-dlq", "arn:c")
+    console = Console(record=True, width=40)
+    print_keep_instructions(SimpleNamespace(endpoint="http://127.0.0.1:1", resources=resources), console)  # type: ignore[arg-type]
+    lines = console.export_text().splitlines()
+    assert "  export AWS_ENDPOINT_URL=http://127.0.0.1:1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing " \
+           "AWS_DEFAULT_REGION=us-east-1" in lines  # one line at any width
+    assert "  # the harvester's settings here: BUCKET=b QUEUE_URL=http://e/q" in lines
+    assert "  aws dynamodb scan --table-name t" in lines
