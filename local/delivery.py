@@ -193,9 +193,12 @@ class SnsAsyncInvoker:
                 return Invocation(self.function_name, [message_id], [])
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
-        self.sqs.send_message(QueueUrl=self.dead_letter_queue_url,
-                              MessageBody=json.dumps(self._on_failure_record(event, error)))
+        self.send_on_failure(self._on_failure_record(event, error))
         return Invocation(self.function_name, [message_id], [message_id], error)
+
+    def send_on_failure(self, record: dict) -> None:
+        """What Lambda does after the last retry, with the function's execution role."""
+        self.sqs.send_message(QueueUrl=self.dead_letter_queue_url, MessageBody=json.dumps(record))
 
     def drain(self) -> Iterator[Invocation]:
         while True:

@@ -22,6 +22,8 @@ REGION = "us-east-1"
 MOCK_POWERTOOLS_LAYER = 99  # a made-up layer number: what the SSM parameter would hold
 PROJECT = "arti4207"
 STACK = "dev"
+# How the Pulumi wire format marks a secret value: {SECRET_SIG: ..., "value": the value}.
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
 DEFAULT_VPC = "vpc-0defa17"
 DEFAULT_SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
 CUSTOM_VPC = "vpc-0c0ffee"
@@ -44,8 +46,30 @@ class Registered:
         return chain[-2] if len(chain) > 1 else ""
 
     def json(self, key: str) -> Any:
-        value = self.inputs[key]
+        """An input holding a JSON document, parsed; a secret one is unwrapped first."""
+        value = unwrap_secret(self.inputs[key])
         return json.loads(value) if isinstance(value, str) else value
+
+
+def unwrap_secret(value: Any) -> Any:
+    """The value inside a secret marker, or `value` itself."""
+    return value["value"] if isinstance(value, dict) and SECRET_SIG in value else value
+
+
+def strings(value: Any, secret: bool = False) -> Iterator[tuple[str, bool]]:
+    """Every string in a resource's inputs, and whether it travels inside a secret marker.
+    (Secret in Pulumi's state is not secret in AWS: a job definition shows its properties.)"""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            yield from strings(value.get("value"), True)
+            return
+        for item in value.values():
+            yield from strings(item, secret)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item, secret)
+    elif isinstance(value, str):
+        yield value, secret
 
 
 def _auto_name(name: str) -> str:

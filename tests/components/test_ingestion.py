@@ -12,9 +12,8 @@ from components.config import PipelineConfig
 from components.ingestion import (HARVESTER_COMMAND, RUN_AS_USER, SUBMIT_JOB_TARGET, Ingestion, IngestionArgs,
                                   submit_job_command, submit_job_input)
 from contract import JobEnv
-from tests.pulumi_mocks import ACCOUNT, CUSTOM_VPC, DEFAULT_SUBNETS, DEFAULT_VPC, REGION, deploy, resolve
+from tests.pulumi_mocks import ACCOUNT, CUSTOM_VPC, DEFAULT_SUBNETS, DEFAULT_VPC, REGION, SECRET_SIG, deploy, resolve
 
-SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the Pulumi wire format marks a secret value
 TOKEN = "app-token-for-tests"
 
 

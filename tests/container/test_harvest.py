@@ -7,10 +7,12 @@ import csv
 import io
 import re
 import threading
+import time
 
 import pytest
 
 from contract import ObjectMetadata, ObjectTags, dataset_key
+from container.csv_pages import copy_page
 from container.harvest import utc_now
 from container.portal_client import PortalClient
 from contract.messages import HarvestMessage
@@ -379,6 +381,23 @@ def test_the_deadline_stops_the_wait_for_a_page_asked_for_ahead(settings, harves
 
     assert statuses(summary) == {"big1-2345": "failed"}
     assert "deadline passed while waiting for the next page" in reasons(summary)["big1-2345"]
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_no_page_is_read_once_the_deadline_has_passed_between_pages(settings, harvest, server, aws, monkeypatch):
+    import container.harvest
+
+    def slow_after_the_first_page(*args, **kwargs):
+        page = copy_page(*args, **kwargs)
+        if kwargs["expected_header"] is None:
+            time.sleep(0.6)  # the deadline passes between the first page and the next
+        return page
+
+    monkeypatch.setattr(container.harvest, "copy_page", slow_after_the_first_page)
+
+    summary = harvest(settings, dataset_timeout=0.5, dataset_ids=("big1-2345",))
+
+    assert reasons(summary) == {"big1-2345": "the dataset deadline (0.5 s) passed"}  # not "while downloading"
     assert aws.keys() == [] and aws.pending_uploads() == []
 
 

@@ -29,18 +29,19 @@ def test_a_reader_error_is_raised_after_the_chunks_before_it():
 
 def test_closing_early_stops_the_reader_within_its_read_ahead():
     read = []
-    release = threading.Event()
 
     def source():
         for i in range(1000):
             read.append(i)
             yield bytes([i % 256])
 
+    before = set(threading.enumerate())
     stream = prefetched(source(), depth=3)
     next(stream)
     stream.close()
-    release.set()
     assert len(read) <= 1 + 3 + 2  # the consumed one, the queue, one blocked in put, one in hand
+    # ... and has stopped: not blocked for ever on the full queue, nor still reading.
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "prefetch"]
 
 
 def test_a_chunk_that_has_not_arrived_by_the_deadline_raises_after_the_chunks_before_it():

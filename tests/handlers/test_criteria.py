@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from contract import Item, LambdaEnv, criteria_key, dataset_key
+from contract import Item, LambdaEnv, Table, criteria_key, dataset_key
 from contract.messages import DatasetNotification, InvalidMessage
 from handlers import criteria, metadata
-from tests.handlers.conftest import BUCKET, Context, logged, sns_event, sqs_event, sqs_record, harvest_message
+from tests.handlers.conftest import BUCKET, REGION, TABLE, Context, logged, sns_event, sqs_event, sqs_record, harvest_message
 
 HEADER = b"id,municipio,edad\n"
 GOOD = HEADER + b"".join(b"%d,BOGOTA,%d\n" % (i, 20 + i % 50) for i in range(60))
@@ -147,9 +148,18 @@ def test_notification_without_an_item_fails(aws):
 def test_repeated_notification_overwrites_the_same_result(aws):
     event = notify(aws, GOOD)
     criteria.handler(event, Context())
-    first = stored_report(aws)
+    first, [item] = stored_report(aws), aws.items()
+    # Spoil both results, so only a second write can bring them back.
+    aws.s3.put_object(Bucket=BUCKET, Key=criteria_key("gt2j-8ykr"), Body=b"{}")
+    table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+    table.update_item(Key={Table.PARTITION_KEY: item[Table.PARTITION_KEY], Table.SORT_KEY: item[Table.SORT_KEY]},
+                      UpdateExpression="SET #score = :spoilt", ExpressionAttributeNames={"#score": Item.QUALITY_SCORE},
+                      ExpressionAttributeValues={":spoilt": -1})
+
     criteria.handler(event, Context())
-    assert stored_report(aws)["score"] == first["score"] and len(aws.items()) == 1
+
+    [again] = aws.items()
+    assert stored_report(aws)["score"] == first["score"] and again[Item.QUALITY_SCORE] == item[Item.QUALITY_SCORE]
 
 
 def notification(event: dict) -> DatasetNotification:

@@ -18,7 +18,7 @@ from local.demo import DemoOptions, main, run_pipeline
 from local.emulator import LocalAws
 from local.portal import Fault, PortalServer, load_snapshot
 from local.report import human_size
-from tests.local.browser import find_or_install_chromium, render_dom
+from tests.local.browser import find_chromium, render_dom
 
 QUIET = Console(file=open("/dev/null", "w"), width=120)  # noqa: SIM115 - lives as long as the tests
 
@@ -86,7 +86,7 @@ def test_the_report_names_every_dataset(snapshot_run):
 
 @pytest.mark.browser
 def test_the_report_renders_in_headless_chromium_with_the_dataset_names(snapshot_run):
-    chromium, why = find_or_install_chromium()
+    chromium, why = find_chromium()
     if chromium is None:
         pytest.skip(f"no headless browser: {why}")
     _aws, _portal, result = snapshot_run

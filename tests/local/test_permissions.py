@@ -4,7 +4,9 @@ moto does not enforce IAM, so a missing action would only show in AWS, as Access
 pipeline runs in-process against the local emulator (the stack's resources, the bucket versioned
 as deployed): the harvester as the Batch job role (a first harvest with a multipart upload, a
 rerun that finds everything stored, a failed dataset whose upload is aborted), then the metadata
-Lambda with its event source mapping's polling, then the criteria Lambda, each under its own role.
+Lambda with its event source mapping's polling (a message delivered twice, a poison message), then
+the criteria Lambda (an object deleted before it is evaluated, a poison notification sent on to the
+on-failure destination, as Lambda does with the function's role), each under its own role.
 Every botocore call is recorded with its parameters and outcome, turned into the IAM actions and
 resources AWS authorizes it as (the Service Authorization Reference: e.g. a tagging call that names
 a VersionId is `s3:PutObjectVersionTagging`; a read of a missing key answers 404, as the code
@@ -39,6 +41,7 @@ from tests.pulumi_mocks import ACCOUNT, deploy, stack_config
 ROLE_POLICIES = {"job": "ingestion-job-role-policy", "metadata": "processing-metadata-role-policy",
                  "criteria": "notification-criteria-role-policy"}
 LARGE = "larg-0001"  # over one 5 MiB part: stored with a multipart upload
+SMALL = "gt2j-8ykr"  # a snapshot dataset: its object is deleted before it is evaluated
 
 
 def _object(params: dict) -> str:
@@ -72,7 +75,6 @@ AUTHORIZED_AS: dict[tuple[str, str], Callable[[dict], tuple[str, str]]] = {
     ("sqs", "SendMessage"): lambda p: ("sqs:SendMessage", _queue(p)),
     ("sqs", "ReceiveMessage"): lambda p: ("sqs:ReceiveMessage", _queue(p)),
     ("sqs", "DeleteMessage"): lambda p: ("sqs:DeleteMessage", _queue(p)),
-    ("sqs", "ChangeMessageVisibility"): lambda p: ("sqs:ChangeMessageVisibility", _queue(p)),
     ("sqs", "GetQueueAttributes"): lambda p: ("sqs:GetQueueAttributes", _queue(p)),
     ("dynamodb", "PutItem"): lambda p: ("dynamodb:PutItem", _table(p)),
     ("dynamodb", "GetItem"): lambda p: ("dynamodb:GetItem", _table(p)),
@@ -80,6 +82,11 @@ AUTHORIZED_AS: dict[tuple[str, str], Callable[[dict], tuple[str, str]]] = {
     ("sns", "Publish"): lambda p: ("sns:Publish", p["TopicArn"]),
 }
 
+
+# Calls the local stand-ins make in AWS's place, which AWS does not make with the role: the event
+# source mapping lets a failed record's visibility timeout run out; local/delivery.py ends it at
+# once with ChangeMessageVisibility(0) so the demo need not wait.
+LOCAL_SHORTCUTS = {("sqs", "ChangeMessageVisibility")}
 
 MISSING = ("404", "NoSuchKey", "NoSuchVersion")
 
@@ -180,8 +187,19 @@ def run_pipeline(aws: Any, recorder: Recorder) -> None:
             server.faults.inject(LARGE, Fault.truncated(min_offset=80_000))  # after a part went up
             assert harvester_main({**job, JobEnv.FORCE: "true", JobEnv.DATASET_IDS: LARGE}) == 1  # aborted
     assert len(large.data) > 8 * 1024 * 1024
+    # The error paths: a message delivered twice (the item is read back), a poison message.
+    [announced] = sqs.receive_message(QueueUrl=resources.queue_url, MaxNumberOfMessages=1,
+                                      VisibilityTimeout=0)["Messages"]
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody=announced["Body"])
+    sqs.send_message(QueueUrl=resources.queue_url, MessageBody="not a harvest message")
     metadata, criteria = load_handlers(config, resources)
-    notifications = SnsAsyncInvoker(
+
+    class Invoker(SnsAsyncInvoker):
+        def send_on_failure(self, record: dict) -> None:
+            with recorder.acting_as("criteria"):  # Lambda sends it with the function's role
+                super().send_on_failure(record)
+
+    notifications = Invoker(
         sqs, sns, resources.topic_arn, recorder.handler("criteria", criteria.handler),
         function_name=config.criteria_function_name, retry_attempts=config.criteria_retry_attempts,
         dead_letter_queue_url=resources.criteria_dead_letter_queue_url, region=REGION)
@@ -190,10 +208,16 @@ def run_pipeline(aws: Any, recorder: Recorder) -> None:
                                     region=REGION)
     with recorder.acting_as("metadata"):  # the mapping polls the queue with the function's role
         processed = list(mapping.drain())
+    # More error paths: a notification of an object deleted since, a poison notification.
+    s3 = aws.client("s3")
+    gone = s3.list_object_versions(Bucket=resources.bucket, Prefix=f"{SMALL}/")["Versions"][0]
+    s3.delete_object(Bucket=resources.bucket, Key=gone["Key"], VersionId=gone["VersionId"])
+    sns.publish(TopicArn=resources.topic_arn, Message="not a notification")
     evaluated = list(notifications.drain())
     notifications.unsubscribe()
-    assert processed and not [i for i in processed if i.failed_ids]
-    assert evaluated and not [i for i in evaluated if i.failed_ids]
+    poison = [i for i in processed if i.failed_ids]
+    assert len({i.record_ids[0] for i in poison}) == 1  # the poison message only, each time it came
+    assert len([i for i in evaluated if i.failed_ids]) == 1  # the poison notification only
 
 
 def test_every_call_of_the_job_and_the_lambdas_is_allowed_by_its_role(local_aws, policies, recorder, environment):
@@ -203,6 +227,8 @@ def test_every_call_of_the_job_and_the_lambdas_is_allowed_by_its_role(local_aws,
 
     denied, unmapped, seen = [], set(), set()
     for principal, service, operation, params, error in recorder.calls:
+        if (service, operation) in LOCAL_SHORTCUTS:
+            continue
         needed = authorized_as(service, operation, params, error)
         if needed is None:
             unmapped.add(f"{service}:{operation}")
@@ -216,4 +242,6 @@ def test_every_call_of_the_job_and_the_lambdas_is_allowed_by_its_role(local_aws,
     # The run took the paths that need the version-specific and multipart actions.
     assert {("job", "s3:PutObjectVersionTagging"), ("job", "s3:GetObjectVersionTagging"), ("job", "s3:ListBucket"),
             ("job", "s3:AbortMultipartUpload"), ("metadata", "s3:GetObjectVersion"),
-            ("metadata", "sqs:ReceiveMessage"), ("criteria", "dynamodb:UpdateItem")} <= seen
+            ("metadata", "sqs:ReceiveMessage"), ("criteria", "dynamodb:UpdateItem"),
+            # ... and the error paths: a redelivery, a missing object, the on-failure destination.
+            ("metadata", "dynamodb:GetItem"), ("criteria", "s3:ListBucket"), ("criteria", "sqs:SendMessage")} <= seen
