@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from components.config import PipelineConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "container" / "Dockerfile"
 IMAGE_REQUIREMENTS = ROOT / "container" / "requirements.txt"
@@ -26,7 +28,9 @@ def test_hadolint_finds_nothing():
 
 def test_the_image_runs_as_a_non_root_user_from_a_pinned_slim_base():
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.\d+\.\d+-slim-bookworm", text, re.M)
+    # Pinned to a patch release and a digest, of the Python the Lambdas run (and CI tests on).
+    base = re.search(r"^FROM python:(3\.\d+)\.\d+-slim-bookworm@sha256:[0-9a-f]{64}$", text, re.M)
+    assert base and f"python{base.group(1)}" == PipelineConfig().lambda_runtime
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     assert 'CMD ["python3", "/workspace/container/main.py"]' in text and "WORKDIR /workspace" in text
