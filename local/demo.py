@@ -42,6 +42,9 @@ LIVE_PORTAL_DEFAULT_LIMIT = 5
 HARVESTER = ROOT / "container" / "main.py"
 
 
+PIPED_WIDTH = 120  # columns of the table when stdout is not a terminal: the names fit on a line
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     portal: str | None = None  # None: the bundled snapshot
@@ -383,6 +386,8 @@ def print_keep_instructions(aws: LocalAws, console: Console) -> None:
 
 def show(result: DemoResult) -> None:
     console = Console()
+    if not console.is_terminal:  # a log or a pipe (CI): nothing to fit, rich would assume 80 columns
+        console = Console(width=max(console.width, PIPED_WIDTH))
     console.print(terminal_table(result.outcomes))
     for entry in result.rejected:
         console.print(f"not selected: {entry['id']}: {entry.get('reason', '')}", markup=False,
