@@ -16,6 +16,8 @@ from requests.adapters import HTTPAdapter
 from sodapy import Socrata
 from urllib3.util import Retry
 
+from contract import split_domain
+
 # 202: Socrata is still preparing the answer; 429: throttled (Retry-After honoured); 5xx: transient.
 RETRY_STATUSES = (202, 429, 500, 502, 503, 504)
 CONNECT_TIMEOUT = 10.0
@@ -23,15 +25,6 @@ CONNECT_TIMEOUT = 10.0
 
 class PortalError(Exception):
     """The portal did not answer what was asked; the message is the reason reported for the dataset."""
-
-
-def split_domain(domain: str) -> tuple[str, str]:
-    """`www.datos.gov.co` -> ("https://", "www.datos.gov.co"); a URL keeps its scheme, so
-    `http://127.0.0.1:8081` reaches a local server (sodapy builds URLs as prefix + domain + path)."""
-    for prefix in ("https://", "http://"):
-        if domain.startswith(prefix):
-            return prefix, domain[len(prefix):]
-    return "https://", domain
 
 
 def build_retry(retries: int, retry_after_max: float, backoff_factor: float = 0.5,

@@ -17,9 +17,18 @@ def is_dataset_id(value: object) -> bool:
     return isinstance(value, str) and DATASET_ID_PATTERN.fullmatch(value) is not None
 
 
+def split_domain(domain: str) -> tuple[str, str]:
+    """`www.datos.gov.co` -> ("https://", "www.datos.gov.co"); a URL keeps its scheme, so
+    `http://127.0.0.1:8081` reaches a local server (sodapy builds URLs as prefix + domain + path)."""
+    for prefix in ("https://", "http://"):
+        if domain.startswith(prefix):
+            return prefix, domain[len(prefix):]
+    return "https://", domain
+
+
 def _portal_host(domain: str) -> tuple[str, str | None]:
     """SODA_DOMAIN without its scheme, split into (name, port or None)."""
-    host = domain.removeprefix("https://").removeprefix("http://")
+    host = split_domain(domain)[1]
     name, colon, port = host.rpartition(":")
     return (name, port) if colon else (host, None)
 
@@ -39,7 +48,7 @@ def portal_port(domain: str) -> int:
     _, port = _portal_host(domain)
     if port is not None:
         return int(port)
-    return 80 if domain.startswith("http://") else 443
+    return 443 if split_domain(domain)[0] == "https://" else 80
 
 
 def dataset_key(dataset_id: str) -> str:
