@@ -108,6 +108,14 @@ def _name(rule: str, high: int, *, low: int = 1, chars: str = _NAME_CHARS,
 
 
 _SQS_QUEUE = _name("SQS queue name", 80)
+# Deliberately loose (a mailbox's real syntax is the mail server's business): one @, a dot in
+# the domain, no spaces. SNS sends each address a confirmation email anyway.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _emails(values: list) -> str | None:
+    bad = [v for v in values if not _EMAIL.fullmatch(v)]
+    return f"must be email addresses ({', '.join(map(repr, bad))} is not)" if bad else None
 
 
 def _describe(values: tuple[int, ...]) -> str:
@@ -117,6 +125,9 @@ def _describe(values: tuple[int, ...]) -> str:
         return f"{values[0]}-{values[-1]} in steps of {step}"
     return f"one of {', '.join(map(str, values))}"
 
+
+# Room above the retries' span before the queue's age alarm fires.
+QUEUE_AGE_ALARM_MARGIN_SECONDS = 15 * 60
 
 # The only port the job's security group lets out (the portal, S3, SQS, ECR and logs are HTTPS).
 JOB_EGRESS_PORT = 443
@@ -203,8 +214,15 @@ class PipelineConfig:
     deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection; also keeps `pulumi destroy` "
                                          "from deleting a non-empty bucket or ECR repository (on for production)")
     # Step 8: SNS.
-    topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets",
-                               _name("SNS topic name", 256))
+    topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets; "
+                               "also names the DLQ of its failed deliveries",
+                               _name(f"SNS topic name, at most 80 with its DLQ's {DLQ_SUFFIX}", 80 - len(DLQ_SUFFIX)))
+    # Alerts: not in the PoC, which had no alarms. Every alarm and every failed harvest job goes
+    # to this topic; the addresses below get it by email.
+    alert_topic_name: str = _setting("ARTI4207-alertas", "-", "topic of the alarms and failed harvest jobs",
+                                     _name("SNS topic name", 256))
+    alert_emails: list = _setting([], "-", "email addresses subscribed to the alerts topic (each must "
+                                  "confirm the email SNS sends)", _emails)
     # Steps 9-10: Lambda.
     metadata_function_name: str = _setting("ARTI4207-Lambda", "9", "metadata Lambda",
                                            _name("Lambda function name", 64))
@@ -259,11 +277,21 @@ class PipelineConfig:
             raise ConfigError(f"{PROJECT}:deadLetterRetentionSeconds must be at least {PROJECT}:messageRetentionSeconds "
                               f"({self.message_retention_seconds}): SQS expires a dead letter by the time it was first "
                               f"sent (got {self.dead_letter_retention_seconds})")
-        # Derived names must be valid too. The field rules keep both DLQ names within SQS's limit
-        # today (76 + 4, 64 + 4); this keeps it so if a rule or the suffix changes.
+        # A failing message must reach the DLQ before the queue expires it, with time left for the
+        # age alarm (set just above the retries' span) to fire: SQS deletes an expired message.
+        if self.queue_age_alarm_seconds >= self.message_retention_seconds:
+            raise ConfigError(
+                f"{PROJECT}:messageRetentionSeconds must be more than {self.queue_age_alarm_seconds} s: "
+                f"{PROJECT}:maxReceiveCount ({self.max_receive_count}) receives of "
+                f"{self.queue_visibility_timeout_seconds} s each (6 x {PROJECT}:metadataTimeoutSeconds) plus "
+                f"{QUEUE_AGE_ALARM_MARGIN_SECONDS} s for the age alarm, or a failing message expires before it "
+                f"reaches the DLQ (got {self.message_retention_seconds})")
+        # Derived names must be valid too. The field rules keep the DLQ names within SQS's limit
+        # today (76 + 4, 64 + 4, 76 + 4); this keeps it so if a rule or the suffix changes.
         for key, value, dlq in (("queueName", self.queue_name, self.dead_letter_queue_name),
                                 ("criteriaFunctionName", self.criteria_function_name,
-                                 self.criteria_dead_letter_queue_name)):
+                                 self.criteria_dead_letter_queue_name),
+                                ("topicName", self.topic_name, self.topic_dead_letter_queue_name)):
             problem = _SQS_QUEUE(dlq)
             if problem:
                 raise ConfigError(f"{PROJECT}:{key} gives the dead-letter queue name {dlq!r}, which {problem} "
@@ -277,6 +305,11 @@ class PipelineConfig:
     @property
     def criteria_dead_letter_queue_name(self) -> str:
         return f"{self.criteria_function_name}{DLQ_SUFFIX}"
+
+    @property
+    def topic_dead_letter_queue_name(self) -> str:
+        """Where SNS puts a notification it could not deliver to the criteria Lambda."""
+        return f"{self.topic_name}{DLQ_SUFFIX}"
 
     @property
     def compute_environment_name_prefix(self) -> str:
@@ -301,6 +334,12 @@ class PipelineConfig:
         # Lambda refuses a mapping from a queue whose visibility timeout is below the function
         # timeout; AWS recommends six times it so retries within one batch do not redeliver.
         return 6 * self.metadata_timeout_seconds
+
+    @property
+    def queue_age_alarm_seconds(self) -> int:
+        """Age of the oldest message at which the queue's alarm fires: older than every retry can
+        take, so the message is stuck (the Lambda's trigger disabled or broken), not retrying."""
+        return self.max_receive_count * self.queue_visibility_timeout_seconds + QUEUE_AGE_ALARM_MARGIN_SECONDS
 
     # Environments: the deployed stack (values are pulumi Outputs there) and the local runner
     # (plain strings) build them with these, so they agree.
@@ -353,6 +392,11 @@ class PipelineConfig:
 
         config = pulumi.Config()
         values = {key: config.get(key) for key in config_keys()}
+        # pulumi.Config only answers for a key it is asked about, so a misspelt key would be
+        # ignored in silence and its setting left at the default: refuse it, as from_values does.
+        unknown = sorted(_stack_keys() - set(config_keys()) - set(SECRET_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(f'{PROJECT}:{k}' for k in unknown)}")
         return cls.from_values({k: v for k, v in values.items() if v is not None})
 
     @classmethod
@@ -386,6 +430,16 @@ def config_key(field_name: str) -> str:
     head, *rest = field_name.split("_")
     key = head + "".join(part.capitalize() for part in rest)
     return key.replace("Gib", "GiB").replace("Mib", "MiB").replace("Mb", "MB")
+
+
+def _stack_keys() -> set[str]:
+    """This project's keys in the stack's config. Pulumi has no public call that lists them: they
+    are in the SDK's config map (set by the engine, or by the mocks) or in PULUMI_CONFIG."""
+    from pulumi.runtime import config as runtime_config
+
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{PROJECT}:"
+    return {name[len(prefix):] for name in names if name.startswith(prefix)}
 
 
 def config_keys() -> list[str]:

@@ -43,8 +43,10 @@ def python_function(
         layer = aws.get_region_output().region.apply(lambda region: artifacts.powertools_layer_arn(
             region, config.lambda_runtime, config.lambda_architecture, config.powertools_layer_version))
     else:
+        # insecure_value: the provider marks `value` secret whatever the parameter holds, which
+        # would hide this public layer ARN in every preview and diff.
         layer = aws.ssm.get_parameter_output(name=artifacts.powertools_parameter(
-            config.lambda_runtime, config.lambda_architecture, config.powertools_version)).value
+            config.lambda_runtime, config.lambda_architecture, config.powertools_version)).insecure_value
     function = aws.lambda_.Function(
         name,
         name=function_name,

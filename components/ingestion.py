@@ -2,7 +2,8 @@
 
 PoC steps 2-6: ECR repository, SQS queue, S3 bucket, Batch compute environment / job queue / job
 definition, plus what the PoC left out: a dead-letter queue, encryption, TLS-only access, a
-non-root container, the app token as a Batch secret, and an optional schedule.
+non-root container, the app token as a Batch secret, an optional schedule, and alerts (the DLQ's
+first message, a message the queue's consumer left too long, a failed job, a dropped schedule).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components import artifacts, iam, logs, queues
+from components import alerts, artifacts, iam, logs, queues
 from components.config import JOB_EGRESS_PORT, PROJECT, PipelineConfig
 from contract import JobEnv, JobExit, Services
 
@@ -24,20 +25,25 @@ from contract import JobEnv, JobExit, Services
 HARVESTER_COMMAND = ["python3", "/workspace/container/main.py"]
 # Not root (the PoC ran as root). A numeric uid needs no passwd entry and the code only reads files.
 RUN_AS_USER = "10001"
-# Batch's retry rules, first match wins: a Spot reclaim is retried, a configuration error
-# (harvester exit code 2) is not, any other failure is (a rerun only does the remaining work).
+# Batch's retry rules, first match wins: a configuration error (harvester exit code 2) is not
+# retried; any other failure is (a Fargate Spot reclaim, a failed dataset: a rerun only does the
+# remaining work). An attempt Batch stops at its timeout is never retried, whatever the rules:
+# the job stops itself before it (JOB_TIMEOUT) and exits 1 instead.
 RETRY_RULES = [
-    {"on_status_reason": "Host EC2*", "action": "RETRY"},
     {"on_exit_code": str(JobExit.BAD_SETTINGS), "action": "EXIT"},
     {"on_reason": "*", "action": "RETRY"},
 ]
 SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
+# The alert of a failed job: EventBridge fills in the <placeholders> from the event.
+FAILED_JOB_ALERT = ('"The harvest job <name> (<id>) failed: <reason>. Its summary is at the end of its log '
+                    'stream (Batch console, the job, Logging)."')
 JOB_NAME = f"{PROJECT}-harvest"
 
 
 @dataclass
 class IngestionArgs:
     config: PipelineConfig
+    alert_topic_arn: pulumi.Input[str]
     # The portal app token as a Pulumi secret; None when not configured.
     app_token: Optional[pulumi.Output[str]] = None
 
@@ -48,6 +54,12 @@ def submit_job_input(job_queue_arn: str, job_definition_arn: str, shards: int) -
     if shards > 1:
         request["ArrayProperties"] = {"Size": shards}
     return json.dumps(request)
+
+
+def failed_job_pattern(job_queue_arn: str) -> str:
+    """EventBridge pattern of a job of this queue that ends FAILED (an array job's children too)."""
+    return json.dumps({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
+                       "detail": {"status": ["FAILED"], "jobQueue": [job_queue_arn]}})
 
 
 def submit_job_command(region: str, job_queue_arn: str, job_definition_arn: str, shards: int) -> str:
@@ -79,7 +91,6 @@ def container_properties(config: PipelineConfig, *, image: str, execution_role_a
         "networkConfiguration": {"assignPublicIp": "ENABLED" if config.assign_public_ip else "DISABLED"},
         "ephemeralStorage": {"sizeInGiB": config.ephemeral_storage_gib},
         "fargatePlatformConfiguration": {"platformVersion": "LATEST"},
-        "privileged": False,
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {"awslogs-group": log_group, "awslogs-region": region,
@@ -160,7 +171,7 @@ class Ingestion(pulumi.ComponentResource):
             f"{name}-bucket-public-access", bucket=self.bucket.id,
             block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
             restrict_public_buckets=True, opts=child)
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-bucket-versioning", bucket=self.bucket.id,
             versioning_configuration={"status": "Enabled"}, opts=child)
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -177,7 +188,8 @@ class Ingestion(pulumi.ComponentResource):
                 "abort_incomplete_multipart_upload": {"days_after_initiation": config.abort_multipart_days},
                 "noncurrent_version_expiration": {"noncurrent_days": config.noncurrent_version_days},
             }],
-            opts=child)
+            # Versioning first, as the provider documents for noncurrent-version rules.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-bucket-policy", bucket=self.bucket.id,
             policy=iam.document(iam.deny_insecure_transport(
@@ -187,7 +199,8 @@ class Ingestion(pulumi.ComponentResource):
 
         # --- Step 3: SQS queue and its dead-letter queue -----------------------------------
         self.dead_letter_queue, self.dead_letter_alarm = queues.dead_letter_queue(
-            f"{name}-dlq", queue_name=config.dead_letter_queue_name, config=config, parent=self)
+            f"{name}-dlq", queue_name=config.dead_letter_queue_name, config=config,
+            alert_topic_arn=args.alert_topic_arn, parent=self)
         self.queue = queues.queue(
             f"{name}-queue",
             queue_name=config.queue_name,
@@ -199,6 +212,8 @@ class Ingestion(pulumi.ComponentResource):
             }),
             parent=self,
         )
+        self.queue_age_alarm = queues.age_alarm(f"{name}-queue-age-alarm", self.queue, config,
+                                                args.alert_topic_arn, self)
 
         # --- Step 6: AWS Batch on Fargate ---------------------------------------------------
         if config.subnet_ids:
@@ -300,9 +315,32 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution_policy, job_policy]),
         )
 
+        # A job that failed for good (every attempt used, or stopped by a setting error) tells the
+        # alerts topic; its summary is in the job's log stream.
+        self.failed_job_rule = aws.cloudwatch.EventRule(
+            f"{name}-job-failed",
+            description="A harvest job of this stack failed after its last attempt",
+            event_pattern=self.job_queue.arn.apply(failed_job_pattern),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-job-failed-alert",
+            rule=self.failed_job_rule.name,
+            arn=args.alert_topic_arn,
+            input_transformer={
+                "input_paths": {"name": "$.detail.jobName", "id": "$.detail.jobId",
+                                "reason": "$.detail.statusReason"},
+                "input_template": FAILED_JOB_ALERT,
+            },
+            opts=child,
+        )
+
         # --- Optional schedule ---------------------------------------------------------------
         self.schedule: Optional[aws.scheduler.Schedule] = None
+        self.schedule_alarm: Optional[aws.cloudwatch.MetricAlarm] = None
         if config.harvest_schedule:
+            # A group of its own, so the alarm below counts this stack's schedule only.
+            schedule_group = aws.scheduler.ScheduleGroup(f"{name}-schedule-group", opts=child)
             scheduler_role, scheduler_policy = iam.role(
                 f"{name}-scheduler-role", "scheduler.amazonaws.com",
                 iam.document(iam.allow("SubmitHarvest", ["batch:SubmitJob"],
@@ -312,6 +350,7 @@ class Ingestion(pulumi.ComponentResource):
             self.schedule = aws.scheduler.Schedule(
                 f"{name}-schedule",
                 description="Starts a harvest of the portal",
+                group_name=schedule_group.name,
                 schedule_expression=config.harvest_schedule,
                 flexible_time_window={"mode": "OFF"},
                 target={
@@ -321,6 +360,16 @@ class Ingestion(pulumi.ComponentResource):
                         lambda arns: submit_job_input(arns[0], arns[1], config.shards)),
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[scheduler_policy]),
+            )
+            # Scheduler retries a failed SubmitJob for a day, then drops it: a harvest that never started.
+            self.schedule_alarm = alerts.metric_alarm(
+                f"{name}-schedule-alarm", args.alert_topic_arn, self,
+                alarm_description="The schedule could not submit a harvest job (dropped after its retries)",
+                namespace="AWS/Scheduler",
+                metric_name="InvocationDroppedCount",
+                dimensions={"ScheduleGroup": schedule_group.name},
+                statistic="Sum",
+                threshold=0,
             )
 
         # --- Public attributes for wiring and outputs ---------------------------------------

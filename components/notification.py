@@ -1,7 +1,10 @@
-"""Notification: the criteria Lambda subscribed to the topic, with an on-failure dead-letter queue.
+"""Notification: the criteria Lambda subscribed to the topic, with two dead-letter queues.
 
 PoC step 10. SNS invokes Lambda asynchronously: after the configured retries a failed event goes to
-an SQS dead-letter queue (on-failure destination) instead of being dropped after six hours.
+an SQS dead-letter queue (on-failure destination) instead of being dropped after six hours. A
+notification SNS itself cannot hand to Lambda (the invoke refused: throttled, permission or
+function missing) goes, after SNS's own retries, to the topic's DLQ (the subscription's redrive
+policy) instead of being dropped. Both DLQs alarm on their first message.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ class NotificationArgs:
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     topic_arn: pulumi.Input[str]
+    alert_topic_arn: pulumi.Input[str]
 
 
 class Notification(pulumi.ComponentResource):
-    """The criteria Lambda, its SNS subscription and permission, and its on-failure DLQ."""
+    """The criteria Lambda, its SNS subscription and permission, and the DLQs of both."""
 
     def __init__(self, name: str, args: NotificationArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         super().__init__("arti4207:notification:Notification", name, None, opts)
@@ -40,7 +44,13 @@ class Notification(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.dead_letter_queue, self.dead_letter_alarm = queues.dead_letter_queue(
-            f"{name}-criteria-dlq", queue_name=config.criteria_dead_letter_queue_name, config=config, parent=self)
+            f"{name}-criteria-dlq", queue_name=config.criteria_dead_letter_queue_name, config=config,
+            alert_topic_arn=args.alert_topic_arn, parent=self)
+        # SNS writes to this one itself: the queue's policy lets exactly the topic send.
+        self.topic_dead_letter_queue, self.topic_dead_letter_alarm = queues.dead_letter_queue(
+            f"{name}-topic-dlq", queue_name=config.topic_dead_letter_queue_name, config=config,
+            alert_topic_arn=args.alert_topic_arn, parent=self,
+            allow=[topic_may_send(args.topic_arn)])
 
         self.function, self.role, self.log_group, policy = python_function(
             f"{name}-criteria",
@@ -85,12 +95,26 @@ class Notification(pulumi.ComponentResource):
             topic=args.topic_arn,
             protocol="lambda",
             endpoint=self.function.arn,
+            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.topic_dead_letter_queue.arn}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.permission]),
         )
 
         self.function_name = self.function.name
         self.dead_letter_queue_url = self.dead_letter_queue.url
+        self.topic_dead_letter_queue_url = self.topic_dead_letter_queue.url
         self.register_outputs({
             "criteriaFunctionName": self.function_name,
             "criteriaDeadLetterQueueUrl": self.dead_letter_queue_url,
+            "topicDeadLetterQueueUrl": self.topic_dead_letter_queue_url,
         })
+
+
+def topic_may_send(topic_arn: pulumi.Input[str]) -> dict:
+    """The DLQ policy statement SNS needs to redrive the topic's undelivered notifications."""
+    return {
+        "Sid": "TopicRedrive",
+        "Effect": "Allow",
+        "Principal": {"Service": "sns.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+    }

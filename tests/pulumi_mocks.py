@@ -136,10 +136,19 @@ def _outputs_for(type_: str, name: str, inputs: dict) -> tuple[str, dict]:
     if type_ == "aws:ssm/parameter:Parameter":
         out.update(arn=f"arn:aws:ssm:{region}:{account}:parameter/{inputs['name'].lstrip('/')}")
         return inputs["name"], out
+    if type_ == "aws:scheduler/scheduleGroup:ScheduleGroup":
+        group = inputs.get("name") or _auto_name(name)
+        out.update(name=group, arn=f"arn:aws:scheduler:{region}:{account}:schedule-group/{group}")
+        return group, out
     if type_ == "aws:scheduler/schedule:Schedule":
         schedule = inputs.get("name") or _auto_name(name)
-        out.update(name=schedule, arn=f"arn:aws:scheduler:{region}:{account}:schedule/default/{schedule}")
+        group = inputs.get("groupName", "default")
+        out.update(name=schedule, arn=f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{schedule}")
         return schedule, out
+    if type_ == "aws:cloudwatch/eventRule:EventRule":
+        rule = inputs.get("name") or _auto_name(name)
+        out.update(name=rule, arn=f"arn:aws:events:{region}:{account}:rule/{rule}")
+        return rule, out
     if type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         alarm = inputs.get("name") or _auto_name(name)
         out.update(name=alarm, arn=f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}")
@@ -182,7 +191,10 @@ class PipelineMocks(pulumi.runtime.Mocks):
             _, architecture, runtime, _release = name.rsplit("/", 3)
             value = (f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-"
                      f"{runtime.replace('.', '')}-{architecture}:{MOCK_POWERTOOLS_LAYER}")
-            return {"name": name, "value": value, "insecureValue": value, "type": "String", "version": 1,
+            # The provider marks `value` secret; the program must read `insecureValue`, so `value`
+            # here is something no test would accept as a layer ARN.
+            return {"name": name, "value": "read-insecureValue-instead", "insecureValue": value,
+                    "type": "String", "version": 1,
                     "arn": f"arn:aws:ssm:{REGION}::parameter{name}", "withDecryption": True, "id": name}, []
         raise NotImplementedError(f"unmocked call {token}")
 
@@ -211,7 +223,7 @@ class Deployment:
             if r.type == "aws:iam/role:Role":
                 yield f"{r.name} trust", json.loads(r.inputs["assumeRolePolicy"])
             elif r.type in ("aws:iam/rolePolicy:RolePolicy", "aws:s3/bucketPolicy:BucketPolicy",
-                            "aws:sqs/queuePolicy:QueuePolicy"):
+                            "aws:sqs/queuePolicy:QueuePolicy", "aws:sns/topicPolicy:TopicPolicy"):
                 yield r.name, json.loads(r.inputs["policy"])
 
     def identity_policies(self) -> dict[str, dict]:

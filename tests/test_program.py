@@ -19,7 +19,8 @@ from tests.pulumi_mocks import ACCOUNT, REGION, Deployment, deploy, stack_config
 MAIN = str(ROOT / "__main__.py")
 TOKEN = "secret-app-token-1234"
 COMPONENTS = {"arti4207:ingestion:Ingestion", "arti4207:processing:Processing",
-              "arti4207:notification:Notification"}
+              "arti4207:notification:Notification", "arti4207:alerts:Alerts"}
+ALERT_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-alertas"
 
 
 def run_program(secrets: dict | None = None, **overrides: Any) -> Deployment:
@@ -44,6 +45,8 @@ def test_program_exports_every_output_with_real_looking_values(dev):
         "queueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-SQS",
         "deadLetterQueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-SQS-dlq",
         "criteriaDeadLetterQueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-Lambda-Criterio-dlq",
+        "topicDeadLetterQueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ARTI4207-topico-dlq",
+        "alertTopicArn": ALERT_TOPIC_ARN,
         "tableName": "ARTI4207-Dynamo",
         "topicArn": f"{prefix}:sns:{REGION}:{ACCOUNT}:ARTI4207-topico",
         "jobQueueArn": f"{prefix}:batch:{REGION}:{ACCOUNT}:job-queue/ARTI4207-Queue",
@@ -57,7 +60,7 @@ def test_program_exports_every_output_with_real_looking_values(dev):
     }
 
 
-def test_every_resource_belongs_to_one_of_the_three_components(dev):
+def test_every_resource_belongs_to_one_of_the_four_components(dev):
     components = [r for r in dev.resources if r.type in COMPONENTS]
     assert sorted(r.type for r in components) == sorted(COMPONENTS)
     assert {r.parent_type for r in components} == {"pulumi:pulumi:Stack"}
@@ -88,8 +91,48 @@ def test_every_log_group_has_the_configured_retention(dev):
 
 def test_every_dead_letter_queue_has_an_alarm(dev):
     dlqs = {r.outputs["name"] for r in dev.of_type("aws:sqs/queue:Queue") if r.outputs["name"].endswith("-dlq")}
-    alarmed = {a.inputs["dimensions"]["QueueName"] for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
-    assert dlqs == alarmed == {"ARTI4207-SQS-dlq", "ARTI4207-Lambda-Criterio-dlq"}
+    alarmed = {a.inputs["dimensions"]["QueueName"] for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+               if a.inputs["metricName"] == "ApproximateNumberOfMessagesVisible"}
+    assert dlqs == alarmed == {"ARTI4207-SQS-dlq", "ARTI4207-Lambda-Criterio-dlq", "ARTI4207-topico-dlq"}
+
+
+def test_every_alarm_tells_the_alerts_topic_when_it_fires_and_clears(everything):
+    alarms = everything.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert len(alarms) == 5  # three DLQs, the queue's age, the schedule
+    for alarm in alarms:
+        assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"] == [ALERT_TOPIC_ARN], alarm.name
+    assert everything.one("aws:cloudwatch/eventTarget:EventTarget").inputs["arn"] == ALERT_TOPIC_ARN
+
+
+def test_the_alerts_topic_may_be_published_to_by_this_accounts_alarms_and_rules_only(dev):
+    topic = dev.one("aws:sns/topic:Topic", "alerts").inputs
+    # CloudWatch and EventBridge cannot publish under the AWS-managed SNS key.
+    assert topic["name"] == "ARTI4207-alertas" and "kmsMasterKeyId" not in topic
+    allow, deny = json.loads(dev.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
+    assert allow["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
+    assert allow["Action"] == "sns:Publish" and allow["Resource"] == ALERT_TOPIC_ARN
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert dev.of_type("aws:sns/topicSubscription:TopicSubscription")[0].inputs["protocol"] == "lambda"
+    assert len(dev.of_type("aws:sns/topicSubscription:TopicSubscription")) == 1  # no alertEmails: no email
+
+
+def test_each_alert_email_is_subscribed_and_named_after_its_address():
+    one = run_program(alertEmails=["ops@example.org", "data@example.org"])
+    emails = {s.name: s.inputs for s in one.of_type("aws:sns/topicSubscription:TopicSubscription")
+              if s.inputs["protocol"] == "email"}
+    assert sorted(e["endpoint"] for e in emails.values()) == ["data@example.org", "ops@example.org"]
+    assert {e["topic"] for e in emails.values()} == {ALERT_TOPIC_ARN}
+    # Dropping an address leaves the other's subscription (and its confirmation) as it is.
+    other = run_program(alertEmails=["ops@example.org"])
+    (kept,) = [s.name for s in other.of_type("aws:sns/topicSubscription:TopicSubscription")
+               if s.inputs["protocol"] == "email"]
+    assert kept in emails and emails[kept]["endpoint"] == "ops@example.org"
+
+
+def test_a_misspelt_setting_stops_the_program_instead_of_being_ignored():
+    with pytest.raises(pulumi.RunError, match=r"unknown setting\(s\): arti4207:bucketname$"):
+        run_program(bucketname="my-typo-bucket")
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -137,7 +180,7 @@ def test_program_creates_the_expected_policy_documents(everything):
     names = sorted(name for name, _ in everything.policies())
     assert names == sorted([
         "ingestion-bucket-policy", "ingestion-queue-policy", "ingestion-dlq-policy",
-        "notification-criteria-dlq-policy",
+        "notification-criteria-dlq-policy", "notification-topic-dlq-policy", "alerts-topic-policy",
         *(f"{role} trust" for role in ("ingestion-execution-role", "ingestion-job-role", "ingestion-scheduler-role",
                                        "processing-metadata-role", "notification-criteria-role")),
         *(f"{role}-policy" for role in ("ingestion-execution-role", "ingestion-job-role", "ingestion-scheduler-role",
@@ -172,13 +215,23 @@ def test_no_wildcard_action_and_no_star_resource_except_the_token_action(everyth
             assert all(r == "*" or r.startswith("arn:aws:") for r in as_list(statement["Resource"])), name
 
 
-def test_resource_policies_only_deny_plain_http(everything):
+def test_resource_policies_deny_plain_http_and_allow_only_one_named_source(everything):
+    allowed = {}
     for name, document in everything.policies():
         if name.endswith(" trust") or name in everything.identity_policies():
             continue
-        for statement in statements(document):
-            assert statement["Effect"] == "Deny", name
-            assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, name
+        *grants, deny = statements(document)
+        assert deny["Effect"] == "Deny", name
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, name
+        for grant in grants:
+            assert grant["Effect"] == "Allow" and set(grant["Principal"]) == {"Service"}, name
+            (condition,) = grant["Condition"].values()
+            allowed[name] = (grant["Action"], condition)
+    topic = everything.exports["topicArn"]
+    assert allowed == {
+        "notification-topic-dlq-policy": ("sqs:SendMessage", {"aws:SourceArn": topic}),
+        "alerts-topic-policy": ("sns:Publish", {"aws:SourceAccount": ACCOUNT}),
+    }
 
 
 def test_each_role_trusts_exactly_one_service_of_this_account(everything):

@@ -147,8 +147,8 @@ def test_a_job_larger_than_the_compute_environment_is_rejected():
 # --- Queues: retention ----------------------------------------------------------------------
 
 def test_queue_retention_is_a_setting_within_what_sqs_allows():
-    config = PipelineConfig.from_values({"messageRetentionSeconds": "3600", "deadLetterRetentionSeconds": "7200"})
-    assert (config.message_retention_seconds, config.dead_letter_retention_seconds) == (3600, 7200)
+    config = PipelineConfig.from_values({"messageRetentionSeconds": "7200", "deadLetterRetentionSeconds": "7200"})
+    assert (config.message_retention_seconds, config.dead_letter_retention_seconds) == (7200, 7200)
     with pytest.raises(ConfigError, match="arti4207:messageRetentionSeconds must be between 60 and 1209600"):
         PipelineConfig.from_values({"messageRetentionSeconds": "59"})
 
@@ -158,6 +158,33 @@ def test_a_dead_letter_queue_must_keep_messages_at_least_as_long_as_its_queue():
     with pytest.raises(ConfigError, match="arti4207:deadLetterRetentionSeconds must be at least "
                                           r"arti4207:messageRetentionSeconds \(345600\).*\(got 86400\)"):
         PipelineConfig.from_values({"deadLetterRetentionSeconds": "86400"})
+
+
+@pytest.mark.parametrize("values, least", [
+    ({"messageRetentionSeconds": "600"}, 5 * 720 + 900),  # shorter than the visibility timeout
+    ({"maxReceiveCount": "1000"}, 1000 * 720 + 900),  # the retries outlast 4 days
+    ({"messageRetentionSeconds": "4500"}, 4500),  # exactly the alarm's threshold: no time to fire
+    ({"metadataTimeoutSeconds": "900", "messageRetentionSeconds": "3600", "deadLetterRetentionSeconds": "3600"},
+     5 * 5400 + 900),
+])
+def test_a_failing_message_must_reach_the_dlq_and_alarm_before_the_queue_expires_it(values, least):
+    # SQS deletes an expired message without dead-lettering it: the retries and the age alarm
+    # must fit in the retention.
+    with pytest.raises(ConfigError, match=f"^arti4207:messageRetentionSeconds must be more than {least} s: "
+                                          r"arti4207:maxReceiveCount \(\d+\) receives of \d+ s each"):
+        PipelineConfig.from_values(values)
+
+
+def test_the_queue_age_alarm_sits_just_above_what_the_retries_take():
+    config = PipelineConfig.from_values({"maxReceiveCount": "3", "metadataTimeoutSeconds": "60",
+                                         "messageRetentionSeconds": "2000"})
+    assert config.queue_age_alarm_seconds == 3 * 6 * 60 + 900 < config.message_retention_seconds
+
+
+def test_alert_emails_are_a_list_of_addresses():
+    assert PipelineConfig.from_values({"alertEmails": '["ops@example.org"]'}).alert_emails == ["ops@example.org"]
+    with pytest.raises(ConfigError, match=r"^arti4207:alertEmails must be email addresses \('ops' is not\)"):
+        PipelineConfig.from_values({"alertEmails": ["ops@example.org", "ops"]})
 
 
 # --- The portal: the job's rule, and the port its security group lets out ------------------
@@ -194,8 +221,9 @@ def short(value):
 @pytest.mark.parametrize("key, value, rule", [
     ("queueName", "ARTI4207.SQS", f"1-76 characters of {CHARS}"),
     ("queueName", "Q" * 77, f"1-76 characters of {CHARS}"),  # its DLQ, Q...Q-dlq, would be 81
-    ("topicName", "ARTI4207.topico", f"1-256 characters of {CHARS}"),
-    ("topicName", "T" * 257, f"1-256 characters of {CHARS}"),
+    ("topicName", "ARTI4207.topico", f"1-76 characters of {CHARS}"),
+    ("topicName", "T" * 77, f"1-76 characters of {CHARS}"),  # its DLQ would be 81
+    ("alertTopicName", "T" * 257, f"1-256 characters of {CHARS}"),
     ("metadataFunctionName", "ARTI4207.Lambda", f"1-64 characters of {CHARS}"),
     ("metadataFunctionName", "L" * 65, f"1-64 characters of {CHARS}"),
     ("criteriaFunctionName", "C" * 65, f"1-64 characters of {CHARS}"),
@@ -218,7 +246,8 @@ def test_names_follow_their_services_rule_and_the_error_names_key_and_rule(key, 
 
 
 @pytest.mark.parametrize("key, value", [
-    ("queueName", "Q" * 76), ("topicName", "T" * 256), ("metadataFunctionName", "L" * 64),
+    ("queueName", "Q" * 76), ("topicName", "T" * 76), ("alertTopicName", "T" * 256),
+    ("metadataFunctionName", "L" * 64),
     ("criteriaFunctionName", "C" * 64), ("jobQueueName", "J" * 128), ("jobDefinitionName", "J" * 128),
     ("tableName", "ARTI4207.Dynamo"), ("tableName", "D" * 255), ("computeEnvironmentName", "F" * 101),
     ("batchRoleName", "R" * 32), ("metadataRoleName", "M@x=1,2.3+" + "R" * 27),

@@ -15,6 +15,7 @@ from contract import JobEnv
 from tests.pulumi_mocks import ACCOUNT, CUSTOM_VPC, DEFAULT_SUBNETS, DEFAULT_VPC, REGION, SECRET_SIG, deploy, resolve
 
 TOKEN = "app-token-for-tests"
+ALERT_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-alertas"
 
 
 def ingestion(config: PipelineConfig, token: str | None = None):
@@ -22,7 +23,7 @@ def ingestion(config: PipelineConfig, token: str | None = None):
 
     def program():
         return Ingestion("ingestion", IngestionArgs(
-            config=config, app_token=pulumi.Output.secret(token) if token else None))
+            config=config, alert_topic_arn=ALERT_TOPIC_ARN, app_token=pulumi.Output.secret(token) if token else None))
     return deploy(program)
 
 
@@ -125,10 +126,35 @@ def test_queue_is_encrypted_redrives_to_its_dlq_and_outlasts_the_lambda(dev):
 
 
 def test_an_alarm_fires_on_the_first_dead_lettered_message(dev):
-    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs
+    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm", "dlq").inputs
     assert alarm["dimensions"] == {"QueueName": "ARTI4207-SQS-dlq"}
     assert alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["threshold"] == 0 and alarm["comparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["alarmActions"] == alarm["okActions"] == [ALERT_TOPIC_ARN]
+
+
+def test_an_alarm_fires_when_a_message_outstays_its_retries(dev):
+    # SQS deletes an expired message without dead-lettering it: a stuck queue must page someone first.
+    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm", "queue-age").inputs
+    assert alarm["dimensions"] == {"QueueName": "ARTI4207-SQS"}
+    assert alarm["metricName"] == "ApproximateAgeOfOldestMessage" and alarm["statistic"] == "Maximum"
+    assert alarm["threshold"] == 5 * 720 + 900 < 345600  # 5 receives x 6 x 120 s, plus the margin
+    assert alarm["alarmActions"] == alarm["okActions"] == [ALERT_TOPIC_ARN]
+
+
+def test_a_job_that_failed_for_good_alerts_with_its_name_and_reason(dev):
+    rule = dev.one("aws:cloudwatch/eventRule:EventRule")
+    queue_arn = dev.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
+    assert rule.json("eventPattern") == {
+        "source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
+        "detail": {"status": ["FAILED"], "jobQueue": [queue_arn]}}
+    target = dev.one("aws:cloudwatch/eventTarget:EventTarget").inputs
+    assert target["rule"] == rule.outputs["name"] and target["arn"] == ALERT_TOPIC_ARN
+    transformer = target["inputTransformer"]
+    assert transformer["inputPaths"] == {"name": "$.detail.jobName", "id": "$.detail.jobId",
+                                         "reason": "$.detail.statusReason"}
+    assert all(f"<{path}>" in transformer["inputTemplate"] for path in transformer["inputPaths"])
+    json.loads(transformer["inputTemplate"])  # a JSON string: SNS gets plain text
 
 
 def test_queues_refuse_plain_http(dev):
@@ -214,7 +240,9 @@ def test_job_definition_keeps_the_poc_settings(dev):
 def test_job_runs_as_a_non_root_unprivileged_user(dev):
     props = container(dev)
     assert props["user"] == RUN_AS_USER and props["user"] not in ("root", "0")
-    assert props["privileged"] is False
+    # Fargate runs nothing privileged; Batch asks not to send the field at all (and would answer
+    # without it, so every `pulumi up` would see a change).
+    assert "privileged" not in props
 
 
 def test_job_environment_names_bucket_queue_portal_and_selection(dev):
@@ -235,9 +263,8 @@ def test_retry_strategy_retries_spot_reclaims_and_stops_on_configuration_errors(
     strategy = dev.one("aws:batch/jobDefinition:JobDefinition").inputs["retryStrategy"]
     assert strategy["attempts"] == 3
     assert strategy["evaluateOnExits"] == [
-        {"onStatusReason": "Host EC2*", "action": "RETRY"},
         {"onExitCode": "2", "action": "EXIT"},
-        {"onReason": "*", "action": "RETRY"},
+        {"onReason": "*", "action": "RETRY"},  # a Fargate Spot reclaim, a failed dataset
     ]
 
 
@@ -278,6 +305,8 @@ def test_execution_role_may_only_pull_this_image_and_write_its_logs(dev):
 def test_without_a_token_no_parameter_and_no_schedule_exist(dev):
     assert dev.of_type("aws:ssm/parameter:Parameter") == []
     assert dev.of_type("aws:scheduler/schedule:Schedule") == []
+    assert dev.of_type("aws:scheduler/scheduleGroup:ScheduleGroup") == []
+    assert [a.name for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "schedule" in a.name] == []
 
 
 def test_app_token_reaches_the_job_as_a_batch_secret_from_a_secure_parameter(with_token_and_schedule):
@@ -309,6 +338,16 @@ def test_schedule_submits_the_job_as_an_array_with_a_role_limited_to_that_job(wi
     assert submit["Action"] == ["batch:SubmitJob"] and submit["Resource"] == [queue_arn, definition_arn]
     env = {e["name"]: e["value"] for e in container(d)["environment"]}
     assert env[JobEnv.SHARD_COUNT] == "4"
+
+
+def test_a_schedule_that_could_not_submit_the_job_alerts(with_token_and_schedule):
+    d = with_token_and_schedule
+    group = d.one("aws:scheduler/scheduleGroup:ScheduleGroup").outputs["name"]
+    assert d.one("aws:scheduler/schedule:Schedule").inputs["groupName"] == group  # its own group
+    alarm = d.one("aws:cloudwatch/metricAlarm:MetricAlarm", "schedule").inputs
+    assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Scheduler", "InvocationDroppedCount")
+    assert alarm["dimensions"] == {"ScheduleGroup": group} and alarm["threshold"] == 0
+    assert alarm["alarmActions"] == [ALERT_TOPIC_ARN]
 
 
 def test_submit_job_command_is_ready_to_paste_and_uses_array_size_only_when_sharded(dev):

@@ -16,12 +16,14 @@ TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ARTI4207-Dynamo"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-topico"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ARTI4207-Lambda-Criterio"
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-Lambda-Criterio-dlq"
+TOPIC_DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-topico-dlq"
+ALERT_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-alertas"
 
 
 def notification(config: PipelineConfig):
     return deploy(lambda: Notification("notification", NotificationArgs(
         config=config, bucket_name=BUCKET, bucket_arn=f"arn:aws:s3:::{BUCKET}",
-        table_name="ARTI4207-Dynamo", table_arn=TABLE_ARN, topic_arn=TOPIC_ARN)))
+        table_name="ARTI4207-Dynamo", table_arn=TABLE_ARN, topic_arn=TOPIC_ARN, alert_topic_arn=ALERT_TOPIC_ARN)))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,8 @@ def test_criteria_function_settings_come_from_config(dev):
 
 def test_topic_invokes_the_function_and_only_that_topic_may(dev):
     subscription = dev.one("aws:sns/topicSubscription:TopicSubscription").inputs
-    assert subscription == {"topic": TOPIC_ARN, "protocol": "lambda", "endpoint": FUNCTION_ARN}
+    assert subscription == {"topic": TOPIC_ARN, "protocol": "lambda", "endpoint": FUNCTION_ARN,
+                            "redrivePolicy": json.dumps({"deadLetterTargetArn": TOPIC_DLQ_ARN})}
     permission = dev.one("aws:lambda/permission:Permission").inputs
     assert permission["principal"] == "sns.amazonaws.com"
     assert permission["sourceArn"] == TOPIC_ARN
@@ -56,13 +59,29 @@ def test_topic_invokes_the_function_and_only_that_topic_may(dev):
 
 
 def test_failed_invocations_go_to_an_encrypted_dead_letter_queue_after_the_retries(dev):
-    dlq = dev.one("aws:sqs/queue:Queue").inputs
+    dlq = dev.one("aws:sqs/queue:Queue", "criteria-dlq").inputs
     assert dlq["name"] == "ARTI4207-Lambda-Criterio-dlq" and dlq["sqsManagedSseEnabled"] is True
     invoke = dev.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
     assert invoke["maximumRetryAttempts"] == 2
     assert invoke["destinationConfig"] == {"onFailure": {"destination": DLQ_ARN}}
-    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs
+    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm", "criteria-dlq").inputs
     assert alarm["dimensions"] == {"QueueName": "ARTI4207-Lambda-Criterio-dlq"} and alarm["threshold"] == 0
+    assert alarm["alarmActions"] == alarm["okActions"] == [ALERT_TOPIC_ARN]
+
+
+def test_notifications_sns_cannot_deliver_go_to_the_topics_dead_letter_queue(dev):
+    # SNS drops a notification it could not hand to Lambda after its retries, unless the
+    # subscription has a redrive policy; the DLQ must let exactly that topic send.
+    dlq = dev.one("aws:sqs/queue:Queue", "topic-dlq").inputs
+    assert dlq["name"] == "ARTI4207-topico-dlq" and dlq["sqsManagedSseEnabled"] is True
+    assert dlq["messageRetentionSeconds"] == 14 * 24 * 3600
+    grant, deny = json.loads(dev.one("aws:sqs/queuePolicy:QueuePolicy", "topic-dlq").inputs["policy"])["Statement"]
+    assert grant == {"Sid": "TopicRedrive", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                     "Action": "sqs:SendMessage", "Resource": TOPIC_DLQ_ARN,
+                     "Condition": {"ArnEquals": {"aws:SourceArn": TOPIC_ARN}}}
+    assert deny["Effect"] == "Deny"
+    alarm = dev.one("aws:cloudwatch/metricAlarm:MetricAlarm", "topic-dlq").inputs
+    assert alarm["dimensions"] == {"QueueName": "ARTI4207-topico-dlq"} and alarm["alarmActions"] == [ALERT_TOPIC_ARN]
 
 
 def test_criteria_role_may_write_only_quality_reports(dev):

@@ -61,7 +61,7 @@ def test_table_agrees(stack, dev_aws):
 
 def test_topic_bucket_and_delivery_settings_agree(stack, dev_aws):
     config = dev_aws.config
-    topic = stack.one("aws:sns/topic:Topic")
+    topic = stack.one("aws:sns/topic:Topic", "processing")
     local_topic = dev_aws.client("sns").get_topic_attributes(TopicArn=dev_aws.resources.topic_arn)["Attributes"]
     assert local_topic["KmsMasterKeyId"] == topic.inputs["kmsMasterKeyId"]
     assert dev_aws.resources.topic_arn.endswith(":" + topic.inputs["name"])
