@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from components.config import ROOT, ConfigError, PipelineConfig
 from container.harvest import FAILED, REJECTED  # REJECTED: inventory rows the selection leaves out
 from contract import JobEnv, criteria_key, is_dataset_id
+from handlers.quality import OBJECT_MISSING
 from local.delivery import Invocation, SnsAsyncInvoker, SqsEventSourceMapping
 from local.emulator import REGION, LocalAws, StackResources
 from local.report import DatasetOutcome, terminal_table, write_html
@@ -350,6 +351,8 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
         item.score = _number(report.get("score"))
         item.criteria = {c["name"]: _number(c["score"]) for c in report.get("criteria") or []}
         item.error_codes = list(report.get("error_codes") or [])
+        if OBJECT_MISSING in (report.get("issues") or []):  # scored, but on nothing: not a success
+            item.failures.append("the stored object was gone when the criteria Lambda read it")
 
     for message in metadata_dead + criteria_dead:
         dataset_id, reason = _dead_letter_id(message)

@@ -224,6 +224,21 @@ def test_a_harvester_that_ends_without_its_summary_is_a_failure_of_the_run(local
     assert [(o.id, o.ok) for o in disagreeing] == [("job", False)]
 
 
+def test_a_report_on_an_object_gone_before_its_evaluation_is_a_failure(local_aws):
+    from contract import criteria_key
+    from local.demo import collect_outcomes
+
+    r = local_aws.resources
+    local_aws.client("dynamodb").put_item(TableName=r.table, Item={
+        "HASH": {"S": "a" * 64}, "ID": {"S": "abcd-1234"}, "rows": {"N": "3"}, "size": {"N": "30"}})
+    report = {"score": 1.5, "criteria": [], "error_codes": [], "issues": ["object_missing"]}
+    local_aws.client("s3").put_object(Bucket=r.bucket, Key=criteria_key("abcd-1234"), Body=json.dumps(report))
+    summary = {"datasets": [{"id": "abcd-1234", "status": "harvested"}], "exit_code": 0}
+    (outcome,) = collect_outcomes(local_aws, r, summary=summary, exit_code=0, metadata_dead=[], criteria_dead=[])
+    assert outcome.score == 1.5 and not outcome.ok
+    assert outcome.failures == ["the stored object was gone when the criteria Lambda read it"]
+
+
 def test_every_dead_letter_is_listed_and_left_in_its_queue(local_aws):
     from local.demo import drain_queue
 
