@@ -7,22 +7,30 @@ whatever the size), write the item, THEN publish. A record that fails (malformed
 object, AWS error) is reported in `batchItemFailures` by Powertools' BatchProcessor; the other
 records succeed; after `maxReceiveCount` receives SQS moves it to the DLQ.
 
-Exactly-once effects under SQS's at-least-once delivery:
-1. PutItem with `attribute_not_exists(HASH) OR (version_id <> :v AND harvested_at < :h)`: the
-   first processing of a stored object version creates the item; a redelivery of the same
-   version changes nothing. A later harvest that stored the same bytes (same key HASH + ID) as a
-   new version replaces the item and is announced again, so its criteria are re-evaluated against
-   the new harvest's metadata; a late duplicate or a DLQ replay of an OLDER harvest does not
-   (`harvested_at` is ISO 8601 UTC with milliseconds, `YYYY-MM-DDTHH:MM:SS.mmmZ`: string order is
-   time order; an item written before the harvester wrote milliseconds, `...SSZ`, sorts after a
-   new one of the same second, which only matters within that second), so it
-   can neither roll the item back, wiping the newer version's criteria, nor publish again.
-2. When that condition fails, read the item (strongly consistent): if it holds another version,
-   a later harvest superseded this message and the record is done, unpublished. Else, if
-   `notified_at` is set the notification went out already and the record is done; if it is
-   missing, the earlier attempt stopped between the item and the publish, so this one publishes.
-3. Publish, then UpdateItem `SET notified_at`.
-The one remaining at-least-once window: a crash after the publish and before step 3 (or two
+Exactly-once effects under SQS's at-least-once delivery, and the item of a HASH + ID following
+the object's CURRENT version (the criteria Lambda writes `criteria.json` only for the current
+version, and stores a result only on the item of the version it evaluated):
+1. HeadObject on the key (no VersionId), just before the write: is the version read the key's
+   current one? S3 makes a version current when its upload COMPLETES, and no timestamp gives that
+   order: `harvested_at` is taken when a download starts (overlapping runs complete in either
+   order) and a multipart upload's LastModified is its initiation. No object (404; 403 without
+   s3:ListBucket, e.g. a delete marker) is "not current"; an unversioned object ("") is current.
+2. PutItem. Current: `attribute_not_exists(HASH) OR version_id <> :v`: the current version's
+   item replaces any other version's item of the same bytes and is announced again, so its
+   criteria are evaluated and reach `criteria.json`. Not current: `attribute_not_exists(HASH)`:
+   it never replaces an item, so a late duplicate, a DLQ replay of an old harvest or the
+   overlapping run whose upload completed first cannot roll the item back (wiping the current
+   version's criteria); the first item for those bytes is still recorded and announced. Either
+   way a redelivery of the same version changes nothing.
+3. When that condition fails, read the item (strongly consistent): if it holds another version,
+   this message is superseded and the record is done, unpublished. Else, if `notified_at` is
+   set the notification went out already and the record is done; if it is missing, the earlier
+   attempt stopped between the item and the publish, so this one publishes.
+4. Publish, then UpdateItem `SET notified_at`.
+Races: a version that becomes current between steps 1 and 2 completed its upload after step 1;
+the harvester sends its message after that, so it is processed later, finds itself current and
+replaces the item (only a stall between steps 1 and 2 longer than that whole processing loses).
+The one remaining at-least-once window: a crash after the publish and before step 4 (or two
 deliveries running at once, which the 6x visibility timeout makes unlikely) publishes twice.
 The criteria Lambda tolerates that: it stores a result only for the version the item holds.
 """
@@ -46,6 +54,8 @@ from handlers.digest import CHUNK_SIZE, ObjectDigest, digest_chunks
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
+# HeadObject of a key with no current object: 404 with s3:ListBucket, 403 without (this role).
+NO_CURRENT_OBJECT = ("404", "NoSuchKey", "403", "AccessDenied", "Forbidden")
 
 
 # Pure parts.
@@ -89,27 +99,43 @@ def digest_object(bucket: str, key: str, version_id: str | None) -> tuple[Object
     return digest, response.get("VersionId") or version_id or ""
 
 
-def store_and_notify(item: dict[str, Any], notification: DatasetNotification) -> bool:
-    """The exactly-once sequence of the module docstring; True when this call published."""
+def is_current(bucket: str, key: str, version_id: str) -> bool:
+    """Whether `version_id` ("" if unversioned) is the key's current version (docstring step 1)."""
+    try:
+        response = client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in NO_CURRENT_OBJECT:
+            raise
+        logger.info("The key has no current object", extra={"reason": error.response["Error"]["Code"]})
+        return False
+    return (response.get("VersionId") or "") == version_id
+
+
+def put_condition(version_id: str, current: bool) -> dict[str, Any]:
+    """PutItem condition arguments (docstring step 2): only the current version replaces an item."""
+    if not current:
+        return {"ConditionExpression": "attribute_not_exists(#hash)",
+                "ExpressionAttributeNames": {"#hash": Table.PARTITION_KEY}}
+    return {"ConditionExpression": "attribute_not_exists(#hash) OR #version <> :version",
+            "ExpressionAttributeNames": {"#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID},
+            "ExpressionAttributeValues": {":version": {"S": version_id}}}
+
+
+def store_and_notify(item: dict[str, Any], notification: DatasetNotification, current: bool) -> bool:
+    """Steps 2-4 of the module docstring; True when this call published."""
     table, dynamodb = env(LambdaEnv.TABLE_NAME), client("dynamodb")
     key = {Table.PARTITION_KEY: {"S": item[Table.PARTITION_KEY]}, Table.SORT_KEY: {"S": item[Table.SORT_KEY]}}
     try:
-        dynamodb.put_item(
-            TableName=table, Item=_to_dynamodb(item),
-            ConditionExpression="attribute_not_exists(#hash) OR (#version <> :version AND #harvested < :harvested)",
-            ExpressionAttributeNames={"#hash": Table.PARTITION_KEY, "#version": Item.VERSION_ID,
-                                      "#harvested": Item.HARVESTED_AT},
-            ExpressionAttributeValues={":version": {"S": item[Item.VERSION_ID]},
-                                       ":harvested": {"S": item[Item.HARVESTED_AT]}},
-        )
+        dynamodb.put_item(TableName=table, Item=_to_dynamodb(item), **put_condition(item[Item.VERSION_ID], current))
     except ClientError as error:
         if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
         stored = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
         stored_version = stored.get(Item.VERSION_ID, {}).get("S")
         if stored and stored_version != item[Item.VERSION_ID]:
-            logger.info("Message superseded by a later harvest: item and notification left as they are",
-                        extra={"version_id": item[Item.VERSION_ID], "stored_version_id": stored_version,
+            logger.info("Message superseded: the item holds another version of these bytes, which this "
+                        "one may not replace; item and notification left as they are",
+                        extra={"version_id": item[Item.VERSION_ID], "current": current, "stored_version_id": stored_version,
                                "stored_harvested_at": stored.get(Item.HARVESTED_AT, {}).get("S")})
             return False
         if Item.NOTIFIED_AT in stored:
@@ -149,9 +175,11 @@ def record_handler(record: SQSRecord) -> None:
     processed_at = now_iso()
     item = build_item(message, digest, version_id, processed_at)
     dataset = HarvestMessage(**{**message.__dict__, "version_id": version_id or None})
-    published = store_and_notify(item, DatasetNotification(HASH=digest.sha256, processed_at=processed_at, dataset=dataset))
+    current = is_current(message.bucket, message.key, version_id)
+    notification = DatasetNotification(HASH=digest.sha256, processed_at=processed_at, dataset=dataset)
+    published = store_and_notify(item, notification, current)
     logger.info("Dataset processed", extra={"hash": digest.sha256, "size": digest.size, "rows": digest.rows,
-                                            "published": published})
+                                            "version_id": version_id, "current": current, "published": published})
 
 
 @logger.inject_lambda_context(clear_state=True)
