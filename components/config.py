@@ -188,7 +188,9 @@ class PipelineConfig:
     job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _name("Batch job queue name", 128))
     job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",
                                         _name("Batch job definition name", 128))
-    job_timeout_seconds: int = _setting(300, "6", "execution timeout of one job attempt", _in_range(60, 1209600))
+    job_timeout_seconds: int = _setting(300, "6", "execution timeout of one job attempt (the job stops a "
+                                        "margin before it, 30 s of 300, and exits 1 so Batch retries)",
+                                        _in_range(60, 1209600))
     ephemeral_storage_gib: int = _setting(21, "6", "Fargate ephemeral storage", _in_range(21, 200))
     assign_public_ip: bool = _setting(True, "6", "give the task a public IP (needed in the default VPC)")
     job_vcpu: str = _setting("1", "6", "vCPU of the job container", _one_of(tuple(FARGATE_MEMORY_MIB)))
@@ -353,6 +355,8 @@ class PipelineConfig:
             JobEnv.DATASET_LIMIT: str(self.dataset_limit),
             JobEnv.HARVEST_CONCURRENCY: str(self.harvest_concurrency),
             JobEnv.SHARD_COUNT: str(self.shards),
+            # The job stops itself a margin before Batch's timeout, which Batch never retries.
+            JobEnv.JOB_TIMEOUT: str(self.job_timeout_seconds),
         }
 
     def metadata_environment(self, *, bucket: Any, table: Any, topic_arn: Any) -> dict[str, Any]:

@@ -23,12 +23,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import time
 from dataclasses import dataclass
 from itertools import chain
 from typing import Callable, Iterable, Iterator
 
-from container.prefetch import DeadlineExceeded
+from container.deadline import Deadline
 from contract.records import count_records
 
 Sink = Callable[[bytes], None]
@@ -104,7 +103,7 @@ def check_sample(sample: bytes, fields: int) -> None:
 
 
 def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | None,
-              deadline: float = float("inf"), when_records: int = 0,
+              deadline: Deadline | None = None, when_records: int = 0,
               then: Callable[[], None] | None = None) -> Page:
     """Copies one page to `sink`: the header only when `expected_header` is None (first page),
     then every record. Raises InvalidPage or DeadlineExceeded; the caller aborts the upload.
@@ -145,8 +144,8 @@ def copy_page(chunks: Iterable[bytes], sink: Sink, *, expected_header: bytes | N
                 if len(sample) >= sample_bytes:
                     check_sample(complete_prefix(bytes(sample)), len(fields))
                     sample, sampled = bytearray(), True
-        if time.monotonic() > deadline:
-            raise DeadlineExceeded("the dataset deadline passed while downloading")
+        if deadline is not None and deadline.passed():
+            raise deadline.exceeded("while downloading")
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:

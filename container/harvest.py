@@ -8,6 +8,11 @@ once the SQS message is sent, one PutObjectTagging records the records stored (`
 dataset when rowsUpdatedAt and both tags match, re-sends the message (no download) when `rows`
 is there but not `announced`, and harvests otherwise (or always with FORCE): an object left
 untagged (the job killed between storing and tagging it) is harvested again.
+
+The job's deadline (`container.deadline`: JOB_TIMEOUT less a margin, or now on SIGTERM) bounds
+every dataset's own: at it, the running datasets stop (their uploads aborted), no other one is
+started, and each ends as a failed line saying so; the job exits 1 and Batch's retry harvests
+what is left.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -27,7 +32,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from contract import JobExit, ObjectMetadata, ObjectTags, dataset_key
 from container.csv_pages import InvalidPage, copy_page
-from container.prefetch import DeadlineExceeded, prefetched
+from container.deadline import POLL, STOP_GRACE, Deadline, DeadlineExceeded, job_deadline
+from container.prefetch import prefetched
 from container.portal_client import PortalClient, PortalError, hang_up
 from container.selection import INVENTORY_PAGE, Rejected, in_shard, inventory_query, select_entries
 from container.settings import Settings
@@ -94,9 +100,12 @@ def utc_now() -> str:
 # --- Selection ----------------------------------------------------------------------------
 
 
-def _inventory_rows(portal: PortalClient, settings: Settings, ids: tuple[str, ...] = ()) -> Iterator[dict]:
+def _inventory_rows(portal: PortalClient, settings: Settings, job: Deadline,
+                    ids: tuple[str, ...] = ()) -> Iterator[dict]:
     offset = 0
     while True:
+        if job.passed():  # the whole portal's inventory is tens of pages: SIGTERM must not wait for them
+            raise job.exceeded("while reading the inventory")
         page = portal.inventory_page(settings.inventory_id, **inventory_query(offset, INVENTORY_PAGE, ids))
         yield from page
         if len(page) < INVENTORY_PAGE:
@@ -104,19 +113,20 @@ def _inventory_rows(portal: PortalClient, settings: Settings, ids: tuple[str, ..
         offset += INVENTORY_PAGE
 
 
-def select(portal: PortalClient, settings: Settings) -> tuple[list[InventoryEntry], list[Rejected]]:
-    """This task's datasets (its shard of the selection) and the inventory rows rejected."""
+def select(portal: PortalClient, settings: Settings, job: Deadline) -> tuple[list[InventoryEntry], list[Rejected]]:
+    """The datasets selected (every shard's: `in_shard` keeps this task's) and the inventory rows
+    rejected."""
     if settings.dataset_ids:
         found = {}
-        for row in _inventory_rows(portal, settings, settings.dataset_ids):
+        for row in _inventory_rows(portal, settings, job, settings.dataset_ids):
             if row.get("uid") in settings.dataset_ids:
                 found[row["uid"]] = entry_from_row(row)
         # An id missing from the inventory is still harvested; its fields come from /api/views.
         entries = [found.get(i) or InventoryEntry(id=i, missing=("inventory row",)) for i in settings.dataset_ids]
         rejected: list[Rejected] = []
     else:
-        entries, rejected = select_entries(_inventory_rows(portal, settings), settings.dataset_limit)
-    return in_shard(entries, settings.shard_index, settings.shard_count), rejected
+        entries, rejected = select_entries(_inventory_rows(portal, settings, job), settings.dataset_limit)
+    return entries, rejected
 
 
 # --- One dataset --------------------------------------------------------------------------
@@ -155,7 +165,7 @@ def stored_state(s3: Any, bucket: str, key: str) -> StoredState | None:
 
 
 def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id: str,
-                  source: SourceMetadata, harvested_at: str, deadline: float) -> tuple[StoredObject, int]:
+                  source: SourceMetadata, harvested_at: str, deadline: Deadline) -> tuple[StoredObject, int]:
     """Streams every page of the dataset into `{ID}/{ID}.csv`: (object, rows).
 
     The next page is asked for once the current one has delivered half a page of records, so
@@ -176,15 +186,18 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
     try:
         with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
             while True:
-                if time.monotonic() > deadline:
-                    raise DeadlineExceeded(f"the dataset deadline ({settings.dataset_timeout:g} s) passed")
+                if deadline.passed():
+                    raise deadline.exceeded()
                 if next_page is None:
                     response = portal.open_csv_page(dataset_id, offset=offset, limit=settings.page_size)
                 else:
                     try:  # a page asked for ahead may still be waiting on a slow portal
-                        response = next_page.result(timeout=max(0.0, deadline - time.monotonic()))
+                        # exception() waits without raising what the request raised: a TimeoutError
+                        # here only ever means the wait ran out.
+                        deadline.wait(next_page.exception, TimeoutError)
                     except TimeoutError:  # left to its thread; closed when it comes (finally)
-                        raise DeadlineExceeded("the dataset deadline passed while waiting for the next page") from None
+                        raise deadline.exceeded("while waiting for the next page") from None
+                    response = next_page.result()
                     next_page = None
                 with response:
                     try:
@@ -243,10 +256,13 @@ def announce(s3: Any, sqs: Any, settings: Settings, message_body: str, stored: S
     put_tags(s3, stored, {ObjectTags.ROWS: str(rows), ObjectTags.ANNOUNCED: ObjectTags.TRUE})
 
 
-def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: Any, settings: Settings) -> Outcome:
-    """Skip, re-announce or harvest one dataset; never raises (a failure is an Outcome)."""
+def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: Any, settings: Settings,
+                    job: Deadline | None = None) -> Outcome:
+    """Skip, re-announce or harvest one dataset by its deadline and the `job`'s, whichever comes
+    first; never raises (a failure is an Outcome)."""
     started = time.monotonic()
-    deadline = started + settings.dataset_timeout
+    deadline = Deadline(started + settings.dataset_timeout,
+                        f"the dataset deadline ({settings.dataset_timeout:g} s) passed", within=job)
     log = logging.LoggerAdapter(logger, {"dataset_id": entry.id})
     name = entry.name
 
@@ -300,24 +316,88 @@ def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: A
 # --- The job ------------------------------------------------------------------------------
 
 
-def run(settings: Settings, portal: PortalClient, s3: Any, sqs: Any) -> Summary:
-    """Harvest this task's datasets, `settings.concurrency` at a time."""
+def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry], Outcome], workers: int,
+                job: Deadline) -> list[Outcome]:
+    """`harvest(entry)` for each entry, `workers` at a time; the outcomes in the entries' order.
+
+    Once the `job` deadline has passed, no entry is started; the running ones get STOP_GRACE
+    seconds to stop. Each entry without an outcome then is a failed one saying why (the next
+    attempt harvests it). The workers are daemon threads, not an executor's: one still blocked
+    in a request (see STOP_GRACE) must not hold the job's exit, that is Batch's SIGKILL."""
+    outcomes: list[Outcome | None] = [None] * len(entries)
+    started = [False] * len(entries)
+    pending = iter(range(len(entries)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = None if job.passed() else next(pending, None)
+                if index is None:
+                    return
+                started[index] = True
+            outcomes[index] = harvest(entries[index])
+
+    threads = [threading.Thread(target=work, name=f"dataset_{n}", daemon=True)
+               for n in range(min(workers, len(entries)))]
+    for thread in threads:
+        thread.start()
+    def gave_up() -> bool:  # re-read each time: SIGTERM can move the deadline during the wait
+        return time.monotonic() > job.at + STOP_GRACE
+
+    told = False
+    for thread in threads:
+        # Short joins, so the main thread sees the deadline pass (and can give up) while it waits.
+        while thread.is_alive() and not gave_up():
+            if job.passed() and not told:
+                told = True
+                logger.warning("%s: no dataset is started any more; the running ones stop", job.reached)
+            thread.join(POLL)
+    return [outcome if outcome is not None else _cut_short(entry, started[index], job)
+            for index, (entry, outcome) in enumerate(zip(entries, outcomes))]
+
+
+def _cut_short(entry: InventoryEntry, started: bool, job: Deadline) -> Outcome:
+    if started:  # blocked in a request the deadline does not bound: left to its daemon thread
+        reason = (f"still running {STOP_GRACE:g} s after {job.reached}: left behind; "
+                  "the next attempt harvests it")
+    else:
+        reason = f"not started: {job.reached}; the next attempt harvests it"
+    logger.error("%s: failed: %s", entry.id, reason)
+    return Outcome(entry.id, FAILED, entry.name, reason=reason)
+
+
+def run(settings: Settings, portal: PortalClient, s3: Any, sqs: Any, job: Deadline | None = None) -> Summary:
+    """Harvest this task's datasets, `settings.concurrency` at a time, by the `job` deadline
+    (default: from JOB_TIMEOUT; main.py's SIGTERM handler brings it forward)."""
     started = time.monotonic()
+    job = job if job is not None else job_deadline(settings.job_timeout, started)
     summary = Summary(shard_index=settings.shard_index, shard_count=settings.shard_count)
-    try:
-        entries, rejected = select(portal, settings)
-    except PortalError as error:
-        logger.error("the inventory could not be read: %s", error)
-        summary.outcomes.append(Outcome(settings.inventory_id, FAILED, "asset inventory",
-                                        reason=f"inventory: {error}"))
+
+    def fail_inventory(reason: str) -> Summary:
+        summary.outcomes.append(Outcome(settings.inventory_id, FAILED, "asset inventory", reason=reason))
         summary.seconds = time.monotonic() - started
         return summary
+
+    try:
+        selected, rejected = select(portal, settings, job)
+    except (PortalError, DeadlineExceeded) as error:
+        logger.error("the inventory could not be read: %s", error)
+        return fail_inventory(f"inventory: {error}")
     for item in rejected:
         logger.warning("inventory row rejected: %s", item.reason)
     summary.outcomes += [Outcome(r.id, REJECTED, reason=r.reason) for r in rejected]
+    if not selected and not settings.dataset_ids:
+        # An inventory with no eligible dataset is a portal (or $where) problem, not "nothing to
+        # do": a job that harvests nothing must not look like a success. An empty shard of a
+        # non-empty selection is fine (exit 0).
+        reason = f"no eligible dataset was found in the inventory ({len(rejected)} rows rejected)"
+        logger.error("%s", reason)
+        return fail_inventory(reason)
+    entries = in_shard(selected, settings.shard_index, settings.shard_count)
     logger.info("%d datasets to harvest (shard %d of %d)", len(entries), settings.shard_index + 1,
                 settings.shard_count)
-    with ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dataset") as pool:
-        summary.outcomes += list(pool.map(lambda e: harvest_dataset(e, portal, s3, sqs, settings), entries))
+    summary.outcomes += harvest_all(entries, partial(harvest_dataset, portal=portal, s3=s3, sqs=sqs,
+                                                     settings=settings, job=job), settings.concurrency, job)
     summary.seconds = time.monotonic() - started
     return summary

@@ -17,15 +17,27 @@ its message was never sent), failed (with `reason`) or rejected (an inventory ro
 harvestable dataset id, with `reason`). A failed inventory read is one failed entry whose id is
 the inventory's.
 
-Exit status: 0 no dataset failed (harvested, skipped, re-announced, rejected); 1 at least one failed (Batch retries the job;
-the rerun only does what is left); 2 a missing or invalid setting (named on stderr; not retried).
+Exit status:
+
+- 0: no dataset failed (each harvested, skipped, re-announced or rejected); an empty shard of a
+  non-empty selection too.
+- 1: at least one failed (Batch retries the job; the rerun only does what is left). Also: the
+  inventory could not be read, or it holds no eligible dataset (one failed entry whose id is the
+  inventory's); the job's time limit was reached (JOB_TIMEOUT less a margin, see
+  container/deadline.py) or SIGTERM came (Batch's time limit, a Spot reclaim): the running
+  datasets stop with their uploads aborted, the others are not started, each is a failed entry
+  saying so, and the summary is printed before Batch's SIGKILL.
+- 2: a missing or invalid setting (named on stderr; not retried).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -36,11 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from container.deadline import SIGTERM_REACHED, Deadline, job_deadline  # noqa: E402
 from container.harvest import run  # noqa: E402
 from container.portal_client import PortalClient, build_retry  # noqa: E402
 from container.settings import SettingError, Settings, load_settings, log_level  # noqa: E402
 from contract import JobExit  # noqa: E402
-
 
 
 def aws_clients(settings: Settings) -> tuple[object, object]:
@@ -49,7 +61,27 @@ def aws_clients(settings: Settings) -> tuple[object, object]:
     return boto3.client("s3", config=config), boto3.client("sqs", config=config)
 
 
-def main(env: Mapping[str, str] = os.environ) -> int:
+def tolerant_output() -> None:
+    """A portal's error text (a reason in the summary) can hold half of a surrogate pair (JSON
+    "\\ud83d": an emoji cut short); no encoder takes it, and the summary must still be printed."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")  # in the JSON line: the escape \ud83d again
+
+
+def stop_on_sigterm(job: Deadline) -> None:
+    """Batch sends SIGTERM at its time limit and on a Spot reclaim, then SIGKILL ~30 s later (and
+    Python, as the container's PID 1, ignores SIGTERM without a handler): the job's deadline
+    becomes now, so the datasets stop, their uploads are aborted and the summary is printed in
+    time. The handler runs in the main thread, between its short waits (harvest_all); it only moves
+    the deadline (logging from a handler could re-enter a write in progress)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: job.bring_forward(time.monotonic(), SIGTERM_REACHED))
+
+
+def main(env: Mapping[str, str] = os.environ, *, handle_sigterm: bool = False) -> int:
+    """The job; `handle_sigterm` only as the entry point (a signal handler belongs to the process)."""
+    started = time.monotonic()  # the attempt's clock started a little earlier: job_margin covers it
+    tolerant_output()
     try:
         level = log_level(env)
         settings = load_settings(env)
@@ -63,9 +95,12 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     portal = PortalClient(settings.domain, settings.app_token, timeout=settings.http_timeout,
                           retry=build_retry(settings.http_retries, settings.retry_after_max),
                           pool_size=settings.concurrency)
+    job = job_deadline(settings.job_timeout, started)
+    if handle_sigterm:
+        stop_on_sigterm(job)
     try:
         s3, sqs = aws_clients(settings)
-        summary = run(settings, portal, s3, sqs)
+        summary = run(settings, portal, s3, sqs, job)
     finally:
         portal.close()
     print("\n".join(summary.to_lines()))
@@ -74,4 +109,4 @@ def main(env: Mapping[str, str] = os.environ) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(handle_sigterm=True))

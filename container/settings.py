@@ -37,6 +37,7 @@ class Settings:
     retry_after_max: float = JobDefaults.RETRY_AFTER_MAX
     dataset_timeout: float = JobDefaults.DATASET_TIMEOUT
     part_size: int = JobDefaults.PART_SIZE_MIB * MIB
+    job_timeout: int = 0  # seconds: the job definition's attempt timeout; 0: no job deadline
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -134,4 +135,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         dataset_timeout=_parsed(env, JobEnv.DATASET_TIMEOUT, JobDefaults.DATASET_TIMEOUT, float,
                                 lambda v: v > 0, "seconds above 0"),
         part_size=part_mib * MIB,
+        # Batch refuses an attempt timeout under 60 s; a smaller one here would leave the job no
+        # time to harvest before its margin (container.deadline.job_margin).
+        job_timeout=_parsed(env, JobEnv.JOB_TIMEOUT, 0, int, lambda v: v == 0 or v >= 60,
+                            "a whole number of seconds: 0 (no job deadline) or 60 or more (AWS Batch's minimum)"),
     )

@@ -86,6 +86,10 @@ class JobEnv:
     HTTP_RETRIES = "HTTP_RETRIES"  # retries per portal request
     RETRY_AFTER_MAX = "RETRY_AFTER_MAX"  # cap, in seconds, on an honoured Retry-After
     DATASET_TIMEOUT = "DATASET_TIMEOUT"  # deadline, in seconds, for one dataset
+    # The job definition's attempt timeout in seconds, set by the ingestion component from the same
+    # config value (jobTimeoutSeconds): the job stops a margin before it, so it can exit 1 (Batch
+    # retries) instead of being killed (not retried). Absent or 0: no job deadline (e.g. locally).
+    JOB_TIMEOUT = "JOB_TIMEOUT"
     PART_SIZE_MIB = "PART_SIZE_MIB"  # S3 multipart part size (5 or more)
     LOG_LEVEL = "LOG_LEVEL"  # a logging level name (default INFO)
 

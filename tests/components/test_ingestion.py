@@ -255,8 +255,20 @@ def test_job_environment_names_bucket_queue_portal_and_selection(dev):
         JobEnv.DATASET_LIMIT: "100",
         JobEnv.HARVEST_CONCURRENCY: "4",
         JobEnv.SHARD_COUNT: "1",
+        JobEnv.JOB_TIMEOUT: "300",
     }
     assert "secrets" not in container(dev)
+
+
+def test_the_job_knows_the_timeout_batch_gives_each_attempt(dev):
+    # Batch never retries an attempt it stops at its timeout: the job must stop itself first.
+    env = {e["name"]: e["value"] for e in container(dev)["environment"]}
+    timeout = dev.one("aws:batch/jobDefinition:JobDefinition").inputs["timeout"]["attemptDurationSeconds"]
+    assert env[JobEnv.JOB_TIMEOUT] == str(int(timeout))  # Pulumi hands numbers over as floats
+    from container.deadline import job_margin
+    from container.settings import load_settings
+    settings = load_settings({**env, JobEnv.JOB_TIMEOUT: "60"})  # the smallest jobTimeoutSeconds allowed
+    assert settings.job_timeout == 60 and job_margin(60) < 60
 
 
 def test_retry_strategy_retries_spot_reclaims_and_stops_on_configuration_errors(dev):

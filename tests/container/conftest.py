@@ -13,6 +13,7 @@ import pytest
 import urllib3.util.retry
 from moto import mock_aws
 
+from container.deadline import Deadline
 from container.harvest import Summary, run
 from container.portal_client import PortalClient, build_retry
 from container.settings import Settings
@@ -96,13 +97,13 @@ def sleeps(monkeypatch) -> list[float]:
 
 @pytest.fixture
 def harvest(aws: AwsFixture) -> Callable[..., Summary]:
-    def harvest(settings: Settings, **overrides: Any) -> Summary:
+    def harvest(settings: Settings, job: Deadline | None = None, **overrides: Any) -> Summary:
         settings = replace(settings, **overrides)
         client = PortalClient(settings.domain, settings.app_token, timeout=settings.http_timeout,
                               retry=build_retry(settings.http_retries, settings.retry_after_max, backoff_factor=0.01),
                               pool_size=settings.concurrency)
         try:
-            return run(settings, client, aws.s3, aws.sqs)
+            return run(settings, client, aws.s3, aws.sqs, job)
         finally:
             client.close()
     return harvest

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from container.csv_pages import LATER_SAMPLE_BYTES, SAMPLE_BYTES, InvalidPage, copy_page
-from container.prefetch import DeadlineExceeded
+from container.deadline import Deadline, DeadlineExceeded
 from contract.records import count_records
 from local.portal import encode_csv, generated_rows
 from tests.chunking import chunked
@@ -79,7 +79,7 @@ def test_a_header_different_from_the_first_pages_is_rejected():
 
 def test_the_deadline_stops_a_download_between_chunks():
     with pytest.raises(DeadlineExceeded):
-        copy_page(chunked(page_bytes(20), 64), bytearray().extend, expected_header=None, deadline=0.0)
+        copy_page(chunked(page_bytes(20), 64), bytearray().extend, expected_header=None, deadline=Deadline(0.0))
 
 
 def test_a_page_larger_than_the_sample_is_checked_on_its_first_records():

@@ -13,8 +13,10 @@ import pytest
 
 from contract import ObjectMetadata, ObjectTags, dataset_key
 from container.csv_pages import copy_page
+from container.deadline import POLL, SIGTERM_REACHED, Deadline, job_deadline, job_margin
 from container.harvest import utc_now
-from container.portal_client import PortalClient
+from container.portal_client import PortalClient, PortalError
+from container.selection import shard_of
 from contract.messages import HarvestMessage
 from local.portal import Fault, generated_dataset, inventory_row
 from tests.container.conftest import BUCKET, PAGE
@@ -380,7 +382,7 @@ def test_the_deadline_stops_the_wait_for_a_page_asked_for_ahead(settings, harves
     summary = harvest(settings, dataset_timeout=1.0, dataset_ids=("big1-2345",))
 
     assert statuses(summary) == {"big1-2345": "failed"}
-    assert "deadline passed while waiting for the next page" in reasons(summary)["big1-2345"]
+    assert reasons(summary)["big1-2345"] == "the dataset deadline (1 s) passed while waiting for the next page"
     assert aws.keys() == [] and aws.pending_uploads() == []
 
 
@@ -399,6 +401,107 @@ def test_no_page_is_read_once_the_deadline_has_passed_between_pages(settings, ha
 
     assert reasons(summary) == {"big1-2345": "the dataset deadline (0.5 s) passed"}  # not "while downloading"
     assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def soon_job_deadline(seconds: float) -> Deadline:
+    """The deadline of a job with JOB_TIMEOUT=300 that started long enough ago for it to come in `seconds`."""
+    return job_deadline(300, started=time.monotonic() + seconds - 300 + job_margin(300))
+
+
+JOB_LIMIT = "the job's time limit (JOB_TIMEOUT=300 s) was reached"
+
+
+def test_the_job_deadline_stops_a_running_dataset_and_starts_no_other_then_the_rerun_does_the_rest(
+        settings, harvest, server, aws, portal):
+    # One at a time: smal-0001 is harvested, big1-2345 trickles past the job's deadline (its own
+    # is 30 minutes away), even-0800 is never started.
+    server.faults.inject("big1-2345", Fault.trickle(0.05))
+    began = time.monotonic()
+
+    summary = harvest(settings, job=soon_job_deadline(1.5), concurrency=1,
+                      dataset_ids=("smal-0001", "big1-2345", "even-0800"))
+
+    assert time.monotonic() - began < 1.5 + POLL + 2
+    assert summary.exit_code == 1
+    assert statuses(summary) == {"smal-0001": "harvested", "big1-2345": "failed", "even-0800": "failed"}
+    assert reasons(summary)["big1-2345"] == f"{JOB_LIMIT} while downloading"
+    assert reasons(summary)["even-0800"] == f"not started: {JOB_LIMIT}; the next attempt harvests it"
+    assert server.requests[("metadata", "even-0800")] == 0
+    assert aws.keys() == [dataset_key("smal-0001")] and aws.pending_uploads() == []
+
+    server.faults.clear()
+    rerun = harvest(settings, concurrency=1, dataset_ids=("smal-0001", "big1-2345", "even-0800"))
+    assert statuses(rerun) == {"smal-0001": "skipped", "big1-2345": "harvested", "even-0800": "harvested"}
+
+
+def test_sigterm_stops_the_wait_for_a_page_asked_for_ahead_at_once(settings, harvest, server, aws):
+    # The page after the first takes 5 s to come: bringing the job's deadline forward (what the
+    # SIGTERM handler does) must end the wait within a poll, not when the page comes.
+    server.faults.inject("big1-2345", Fault("slow", "csv", delay=5.0, min_offset=PAGE))
+    job = Deadline()
+    threading.Timer(0.5, lambda: job.bring_forward(time.monotonic(), SIGTERM_REACHED)).start()
+    began = time.monotonic()
+
+    summary = harvest(settings, job=job, concurrency=1, dataset_ids=("big1-2345", "smal-0001"))
+
+    assert time.monotonic() - began < 0.5 + POLL + 1.5
+    assert reasons(summary) == {
+        "big1-2345": f"{SIGTERM_REACHED} while waiting for the next page",
+        "smal-0001": f"not started: {SIGTERM_REACHED}; the next attempt harvests it"}
+    assert aws.keys() == [] and aws.pending_uploads() == []
+
+
+def test_a_dataset_blocked_in_a_request_past_the_grace_is_reported_and_left_behind(
+        settings, harvest, aws, monkeypatch):
+    import container.harvest
+
+    release = threading.Event()
+
+    def blocked(self, dataset_id):  # a metadata request the deadline does not bound
+        release.wait(30)
+        raise PortalError("released by the test")
+
+    monkeypatch.setattr(PortalClient, "metadata", blocked)
+    monkeypatch.setattr(container.harvest, "STOP_GRACE", 0.5)
+    job = Deadline()
+    threading.Timer(0.3, lambda: job.bring_forward(time.monotonic(), SIGTERM_REACHED)).start()
+    began = time.monotonic()
+    try:
+        summary = harvest(settings, job=job, concurrency=1, dataset_ids=("smal-0001", "even-0800"))
+    finally:
+        release.set()
+
+    assert time.monotonic() - began < 0.3 + 0.5 + POLL + 1
+    assert reasons(summary) == {
+        "smal-0001": f"still running 0.5 s after {SIGTERM_REACHED}: left behind; the next attempt harvests it",
+        "even-0800": f"not started: {SIGTERM_REACHED}; the next attempt harvests it"}
+
+
+def test_the_job_deadline_stops_the_inventory_read(settings, harvest, server):
+    summary = harvest(settings, job=soon_job_deadline(-1))
+
+    assert summary.exit_code == 1
+    assert reasons(summary) == {"uzcf-b9dh": f"inventory: {JOB_LIMIT} while reading the inventory"}
+    assert server.requests[("json", "uzcf-b9dh")] == 0
+
+
+def test_an_inventory_without_an_eligible_dataset_fails_the_job(settings, harvest, portal):
+    portal.inventory = [{**row, "audience": "private"} for row in portal.inventory]
+
+    summary = harvest(settings)
+
+    assert summary.exit_code == 1
+    assert statuses(summary) == {"uzcf-b9dh": "failed"}
+    assert "no eligible dataset was found" in reasons(summary)["uzcf-b9dh"]
+
+
+def test_an_empty_shard_of_a_non_empty_selection_succeeds(settings, harvest, portal):
+    count = 16
+    empty = next(i for i in range(count) if all(shard_of(d, count) != i for d in portal.datasets))
+
+    summary = harvest(settings, shard_count=count, shard_index=empty)
+
+    assert summary.exit_code == 0 and summary.outcomes == []
 
 
 def test_a_page_asked_for_ahead_and_not_needed_does_not_keep_the_job_alive(settings, harvest, server):

@@ -1,13 +1,17 @@
 """The real entry point, `python3 container/main.py`, in a subprocess against the local portal and
-a moto server on 127.0.0.1: exit codes, the summary line, settings errors."""
+a moto server on 127.0.0.1: exit codes, the summary line, settings errors, SIGTERM."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+import container.main
+from container.deadline import SIGTERM_REACHED, Deadline
+from container.harvest import Summary
 from contract import JobEnv
-from local.portal import Fault, PortalServer, load_snapshot
+from local.portal import Fault, PortalServer, generated_dataset, inventory_row, load_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "container" / "main.py"
@@ -46,12 +53,20 @@ def job_env(moto_endpoint):
     return env
 
 
+def last_summary(stdout: str) -> Any:
+    lines = stdout.strip().splitlines()
+    return json.loads(lines[-1])["summary"] if lines and lines[-1].startswith("{") else None
+
+
 def run_job(env: dict) -> tuple[int, Any, str]:
     done = subprocess.run([sys.executable, str(MAIN)], env=env, cwd=ROOT.parent, capture_output=True, text=True,
                           timeout=120)
-    lines = done.stdout.strip().splitlines()
-    summary = json.loads(lines[-1])["summary"] if lines and lines[-1].startswith("{") else None
-    return done.returncode, summary, done.stderr
+    return done.returncode, last_summary(done.stdout), done.stderr
+
+
+def s3_client(env: dict) -> Any:
+    return boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def test_exit_0_when_every_dataset_is_harvested_then_skipped_on_the_rerun(job_env):
@@ -90,3 +105,105 @@ def test_exit_2_on_a_missing_or_invalid_setting_naming_it(job_env, change, named
     code, summary, stderr = run_job(job_env)
     assert code == 2 and summary is None
     assert named in stderr
+
+
+def wait_for(condition, seconds: float = 60.0) -> None:
+    until = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < until, "the job never got there"
+        time.sleep(0.1)
+
+
+def test_sigterm_mid_harvest_aborts_the_uploads_prints_the_summary_and_exits_1(job_env, tmp_path):
+    portal = load_snapshot()
+    large = portal.add(generated_dataset("larg-0001", 150000, seed=3))  # two pages are over a part
+    trickling = portal.add(generated_dataset("trik-0001", 500, seed=4))
+    for dataset in (large, trickling):
+        portal.inventory.append(inventory_row(dataset))
+    s3 = s3_client(job_env)
+    bucket = job_env[JobEnv.BUCKET]
+    with PortalServer(portal) as server:
+        # larg-0001: a part goes up in its second page, then its third takes 20 s to come;
+        # trik-0001: a byte every 50 ms.
+        server.faults.inject("larg-0001", Fault("slow", "csv", delay=20.0, min_offset=100000))
+        server.faults.inject("trik-0001", Fault.trickle(0.05))
+        job_env.update({JobEnv.SODA_DOMAIN: server.url, JobEnv.HARVEST_CONCURRENCY: "2",
+                        JobEnv.PAGE_SIZE: "50000", JobEnv.PART_SIZE_MIB: "5",
+                        JobEnv.DATASET_IDS: "larg-0001,trik-0001,gt2j-8ykr,jbjy-vk9h"})
+        with (tmp_path / "stderr").open("w") as stderr:
+            job = subprocess.Popen([sys.executable, str(MAIN)], env=job_env, cwd=ROOT.parent,
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
+            try:
+                wait_for(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+                         and server.requests[("csv", "larg-0001")] == 3 and server.requests[("csv", "trik-0001")])
+                job.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                stdout, _ = job.communicate(timeout=25)  # Batch's SIGKILL comes ~30 s after SIGTERM
+            finally:
+                job.kill()
+        seconds = time.monotonic() - signalled
+
+    assert job.returncode == 1, (tmp_path / "stderr").read_text()
+    assert seconds < 5
+    summary = last_summary(stdout)
+    assert summary["exit_code"] == 1 and summary["counts"]["failed"] == 4
+    reasons = {d["id"]: d["reason"] for d in summary["datasets"]}
+    assert reasons["larg-0001"].startswith(f"{SIGTERM_REACHED} while")  # waiting for its next page
+    assert reasons["trik-0001"] == f"{SIGTERM_REACHED} while downloading"
+    for dataset_id in ("gt2j-8ykr", "jbjy-vk9h"):
+        assert reasons[dataset_id] == f"not started: {SIGTERM_REACHED}; the next attempt harvests it"
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+class _LoneSurrogateError(BaseHTTPRequestHandler):
+    """Answers every request with a 500 whose JSON message ends in half of a surrogate pair."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = b'{"code": "internal", "error": true, "message": "caf\\ud83d cut short"}'
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+        pass
+
+
+def test_an_error_text_with_a_lone_surrogate_still_ends_with_the_summary_line(job_env):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LoneSurrogateError)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        job_env[JobEnv.SODA_DOMAIN] = f"http://127.0.0.1:{server.server_address[1]}"
+        code, summary, stderr = run_job(job_env)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert code == 1 and summary is not None, stderr
+    [entry] = summary["datasets"]
+    assert entry["id"] == "uzcf-b9dh" and entry["status"] == "failed"
+    assert entry["reason"].endswith("HTTP 500 Internal Server Error: caf\ud83d cut short")  # escaped, not lost
+    assert "Logging error" not in stderr
+
+
+def test_main_gives_run_the_job_deadline_from_job_timeout_and_leaves_sigterm_alone(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    given: list[Deadline] = []
+
+    def fake_run(settings, portal, s3, sqs, job):
+        given.append(job)
+        return Summary()
+
+    monkeypatch.setattr(container.main, "run", fake_run)
+    before = signal.getsignal(signal.SIGTERM)
+    began = time.monotonic()
+
+    code = container.main.main({JobEnv.BUCKET: "b", JobEnv.QUEUE_URL: "https://sqs/q", JobEnv.JOB_TIMEOUT: "300"})
+
+    assert code == 0
+    [job] = given
+    assert began + 270 <= job.at <= time.monotonic() + 270  # JOB_TIMEOUT less its 30 s margin
+    assert "JOB_TIMEOUT=300 s" in job.reached
+    assert signal.getsignal(signal.SIGTERM) is before  # a caller's process keeps its own handling

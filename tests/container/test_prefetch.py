@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from container.prefetch import DeadlineExceeded, prefetched
+from container.deadline import Deadline, DeadlineExceeded
+from container.prefetch import prefetched
 
 
 def test_chunks_come_out_in_order():
@@ -55,7 +56,7 @@ def test_a_chunk_that_has_not_arrived_by_the_deadline_raises_after_the_chunks_be
     got = []
     try:
         with pytest.raises(DeadlineExceeded, match="deadline"):
-            for chunk in prefetched(source(), deadline=time.monotonic() + 0.3):
+            for chunk in prefetched(source(), deadline=Deadline(time.monotonic() + 0.3)):
                 got.append(chunk)
     finally:
         stalled.set()
@@ -71,7 +72,7 @@ def test_on_deadline_unblocks_the_reader_and_the_reader_has_ended_when_the_deadl
         socket_shut.wait(30)  # a read blocked on the socket; shutting the socket ends it
         raise ConnectionError("socket shut")
 
-    stream = prefetched(source(), deadline=time.monotonic() + 0.3, on_deadline=socket_shut.set)
+    stream = prefetched(source(), deadline=Deadline(time.monotonic() + 0.3), on_deadline=socket_shut.set)
     try:
         assert next(stream) == b"1"
         with pytest.raises(DeadlineExceeded):

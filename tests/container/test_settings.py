@@ -17,6 +17,7 @@ def test_defaults_are_the_pocs():
         "www.datos.gov.co", "uzcf-b9dh", 100, 4)
     assert settings.shard_count == 1 and settings.shard_index == 0 and not settings.force
     assert settings.dataset_ids == () and settings.app_token is None and settings.part_size == 8 * MIB
+    assert settings.job_timeout == 0  # no job deadline unless the job definition sets one
 
 
 def test_job_defaults_equal_the_stack_defaults():
@@ -32,12 +33,14 @@ def test_every_variable_is_read():
                               JobEnv.DATASET_IDS: "gt2j-8ykr, jbjy-vk9h,gt2j-8ykr", JobEnv.HARVEST_CONCURRENCY: "8",
                               JobEnv.SHARD_COUNT: "4", JobEnv.ARRAY_INDEX: "3", JobEnv.FORCE: "true",
                               JobEnv.PAGE_SIZE: "1000", JobEnv.HTTP_TIMEOUT: "5", JobEnv.HTTP_RETRIES: "2",
-                              JobEnv.RETRY_AFTER_MAX: "10", JobEnv.DATASET_TIMEOUT: "60", JobEnv.PART_SIZE_MIB: "16"})
+                              JobEnv.RETRY_AFTER_MAX: "10", JobEnv.DATASET_TIMEOUT: "60", JobEnv.PART_SIZE_MIB: "16",
+                              JobEnv.JOB_TIMEOUT: "300"})
     assert settings.domain == "http://127.0.0.1:8081" and settings.app_token == "t"
     assert settings.dataset_ids == ("gt2j-8ykr", "jbjy-vk9h") and settings.dataset_limit == 0
     assert (settings.shard_count, settings.shard_index, settings.force) == (4, 3, True)
     assert (settings.page_size, settings.http_timeout, settings.http_retries) == (1000, 5.0, 2)
     assert (settings.retry_after_max, settings.dataset_timeout, settings.part_size) == (10.0, 60.0, 16 * MIB)
+    assert settings.job_timeout == 300
 
 
 @pytest.mark.parametrize(("env", "name"), [
@@ -65,6 +68,9 @@ def test_every_variable_is_read():
     ({**BASE, JobEnv.PAGE_SIZE: "50001"}, JobEnv.PAGE_SIZE),
     ({**BASE, JobEnv.PART_SIZE_MIB: "4"}, JobEnv.PART_SIZE_MIB),
     ({**BASE, JobEnv.HTTP_TIMEOUT: "0"}, JobEnv.HTTP_TIMEOUT),
+    ({**BASE, JobEnv.JOB_TIMEOUT: "-1"}, JobEnv.JOB_TIMEOUT),
+    ({**BASE, JobEnv.JOB_TIMEOUT: "30"}, JobEnv.JOB_TIMEOUT),  # under Batch's 60 s minimum
+    ({**BASE, JobEnv.JOB_TIMEOUT: "5m"}, JobEnv.JOB_TIMEOUT),
 ])
 def test_a_missing_or_invalid_setting_is_named(env, name):
     with pytest.raises(SettingError, match=f"^{name} "):
@@ -80,3 +86,7 @@ def test_a_host_or_an_http_url_is_a_domain(domain):
 
 def test_the_log_level_is_a_level_name_in_any_case():
     assert log_level({}) == "INFO" and log_level({JobEnv.LOG_LEVEL: "warning"}) == "WARNING"
+
+
+def test_job_timeout_0_means_no_job_deadline():
+    assert load_settings({**BASE, JobEnv.JOB_TIMEOUT: "0"}).job_timeout == 0
