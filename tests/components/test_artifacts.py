@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -78,9 +79,42 @@ def test_the_lambda_package_alone_imports_both_handlers(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def docker_context(files: list[str]) -> list[str]:
+    """The files the .dockerignore lets into the build context: its lines in order, the last
+    match deciding; a pattern matches a path or any folder above it, `*` and `?` not crossing a
+    `/` (Docker's rules: Go's filepath.Match on the path and its parents)."""
+    rules = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+
+    def matches(pattern: str, name: str) -> bool:
+        regex = re.escape(pattern).replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        parts = name.split("/")
+        return any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1))
+
+    kept = []
+    for name in files:
+        included = True
+        for rule in rules:
+            negated = rule.startswith("!")
+            if matches(rule.lstrip("!"), name):
+                included = negated
+        if included:
+            kept.append(name)
+    return kept
+
+
+def test_the_build_context_holds_every_image_file_but_the_dockerfile():
+    # A file the code needs (a subpackage, a data file) but the whitelist leaves out would be
+    # missing from the image only: the image tag (image_files) would not even notice.
+    files = artifacts.image_files(ROOT)
+    assert set(files) - set(docker_context(files)) == {"container/Dockerfile"}
+    assert docker_context(["container/sub/x.py", "container/data.json", "local/demo.py"]) == []
+
+
 def test_the_image_files_alone_run_the_job_entrypoint(tmp_path):
-    """Run as the image's CMD runs it: it gets past every import and stops at the first setting."""
-    image = shipped(artifacts.image_files(ROOT), tmp_path)
+    """Run as the image's CMD runs it, on the build context's files only: it gets past every
+    import and stops at the first setting."""
+    image = shipped(docker_context(artifacts.image_files(ROOT)), tmp_path)
     result = run_alone(["container/main.py"], image)
     assert (result.returncode, result.stderr.strip()) == (2, "invalid setting: BUCKET is required")
 
