@@ -45,6 +45,7 @@ import io
 import json
 import random
 import re
+import sys
 import threading
 import time
 from array import array
@@ -533,6 +534,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     portal: Portal
     owner: PortalServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that exits (or hangs up on a trickling page) with a keep-alive connection open
+        # resets it while the server waits for its next request: expected, not worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class PortalServer:

@@ -114,3 +114,18 @@ def test_the_snapshot_holds_the_real_sample_unchanged_and_labels_generated_data(
     assert {"uid", "owner", "contact_email", "informacindedatos_frecuenciadeactualizacin", "audience",
             "publication_stage", "type"} <= set(portal.inventory[0])
     assert sum(f.stat().st_size for f in Path(SNAPSHOT_DIR).rglob("*") if f.is_file()) < 1024 * 1024
+
+
+def test_a_client_resetting_its_keep_alive_connection_prints_no_traceback(server, capfd):
+    import socket
+    import struct
+    import time
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(b"GET /api/views/gt2j-8ykr.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(9).startswith(b"HTTP/1.")  # answered; the server now waits for a next request
+        time.sleep(0.2)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    time.sleep(0.3)
+    assert "ConnectionResetError" not in capfd.readouterr().err
