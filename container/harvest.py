@@ -22,10 +22,11 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,6 +42,7 @@ from container.source import (InventoryEntry, SourceMetadata, build_message, ent
                               entry_from_view, metadata_from_view)
 from container.upload import StoredObject, StreamingUpload, put_tags
 
+T = TypeVar("T")
 logger = logging.getLogger("harvester")
 
 HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
@@ -181,7 +183,8 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
 
     def ask_for_next_page(at: int) -> None:
         nonlocal next_page
-        next_page = _in_background(partial(portal.open_csv_page, dataset_id, offset=at, limit=settings.page_size))
+        next_page = _in_background(partial(portal.open_csv_page, dataset_id, offset=at, limit=settings.page_size),
+                                   "next-page")
 
     try:
         with StreamingUpload(s3, settings.bucket, key, part_size=settings.part_size, metadata=start_metadata) as upload:
@@ -199,11 +202,11 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
                         raise deadline.exceeded("while waiting for the next page") from None
                     response = next_page.result()
                     next_page = None
-                with response:
+                # The read-ahead ends (its reader stopped) before the response is closed.
+                with response, closing(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline,
+                                                  unblock=partial(hang_up, response))) as chunks:
                     try:
-                        page = copy_page(prefetched(response.iter_content(chunk_size=CHUNK), deadline=deadline,
-                                                    on_deadline=partial(hang_up, response)), upload.write,
-                                         expected_header=header, deadline=deadline,
+                        page = copy_page(chunks, upload.write, expected_header=header, deadline=deadline,
                                          when_records=settings.page_size // 2,
                                          then=partial(ask_for_next_page, offset + settings.page_size))
                     except InvalidPage as error:
@@ -220,20 +223,21 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
     return stored, rows
 
 
-def _in_background(request: Callable[[], requests.Response]) -> Future[requests.Response]:
-    """Runs `request` on a daemon thread. Not an executor: its threads are joined at exit, so a
-    page asked for ahead and then not needed (still waiting on a slow portal, retries and all)
-    would keep the finished job, and its Fargate bill, running."""
-    future: Future[requests.Response] = Future()
+def _in_background(call: Callable[[], T], name: str) -> Future[T]:
+    """Runs `call` on a daemon thread. Not an executor: its threads are joined at exit, so a
+    request left waiting on a slow portal (retries and all: a page asked for ahead and then not
+    needed, an inventory page past the job's deadline) would keep the finished job, and its
+    Fargate bill, running."""
+    future: Future[T] = Future()
 
     def run() -> None:
         future.set_running_or_notify_cancel()
         try:
-            future.set_result(request())
+            future.set_result(call())
         except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
             future.set_exception(error)
 
-    threading.Thread(target=run, name="next-page", daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=True).start()
     return future
 
 
@@ -336,7 +340,14 @@ def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry
                 if index is None:
                     return
                 started[index] = True
-            outcomes[index] = harvest(entries[index])
+            entry = entries[index]
+            try:
+                outcomes[index] = harvest(entry)
+            except BaseException as error:  # noqa: BLE001 - harvest never raises; if it does, the
+                # entry must say why, not pass for one left behind (and the worker goes on).
+                logger.exception("%s: unexpected error", entry.id)
+                outcomes[index] = Outcome(entry.id, FAILED, entry.name,
+                                          reason=f"unexpected: {type(error).__name__}: {error}")
 
     threads = [threading.Thread(target=work, name=f"dataset_{n}", daemon=True)
                for n in range(min(workers, len(entries)))]
@@ -379,8 +390,15 @@ def run(settings: Settings, portal: PortalClient, s3: Any, sqs: Any, job: Deadli
         summary.seconds = time.monotonic() - started
         return summary
 
+    # On a thread of its own, so the job's deadline (SIGTERM) also ends a wait inside one inventory
+    # request, retries and Retry-After included: no upload is open yet, nothing to clean up.
+    selection = _in_background(partial(select, portal, settings, job), "inventory")
     try:
-        selected, rejected = select(portal, settings, job)
+        try:
+            job.wait(selection.exception, TimeoutError)  # exception() returns what select raised
+        except TimeoutError:  # so this is only the wait running out
+            raise job.exceeded("while reading the inventory") from None
+        selected, rejected = selection.result()
     except (PortalError, DeadlineExceeded) as error:
         logger.error("the inventory could not be read: %s", error)
         return fail_inventory(f"inventory: {error}")

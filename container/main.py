@@ -108,5 +108,16 @@ def main(env: Mapping[str, str] = os.environ, *, handle_sigterm: bool = False) -
     return summary.exit_code
 
 
+def leave(code: int) -> None:
+    """Ends the process now that the summary is out, without joining the threads still running.
+    A dataset left behind (stuck in an S3 call past STOP_GRACE) keeps its part uploads' pool
+    threads, which Python would join at exit: the attempt would run on into Batch's time limit,
+    the one ending Batch never retries."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(handle_sigterm=True))
+    leave(main(handle_sigterm=True))

@@ -20,13 +20,16 @@ _DONE = object()
 
 
 def prefetched(chunks: Iterable[bytes], depth: int = 4, deadline: Deadline | None = None,
-               on_deadline: Callable[[], None] | None = None) -> Generator[bytes, None, None]:
+               unblock: Callable[[], None] | None = None) -> Generator[bytes, None, None]:
     """Yields `chunks` in order, at most `depth` read ahead; re-raises the reader's error in order.
-    Raises DeadlineExceeded when the next chunk has not arrived by `deadline`, after
-    `on_deadline()`, which must unblock the reader (shut its socket) so it ends before the caller
-    closes the response: two threads must never release one connection.
+    Raises DeadlineExceeded when the next chunk has not arrived by `deadline`.
 
-    Closing the generator early (an error downstream) stops the reader at its next chunk."""
+    `unblock()` must end a read the reader is blocked in (shut its socket). It is called when the
+    deadline passes and when the generator is closed early (an error downstream, such as an
+    invalid page or the deadline seen between chunks) while the reader still reads; either way
+    the reader has ended when the generator is done, so the caller may close the response next:
+    two threads must never release one connection. Close the generator before the response
+    (`contextlib.closing` inside the response's `with`)."""
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -53,14 +56,14 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4, deadline: Deadline | Non
     waits = deadline if deadline is not None else Deadline()
     reader = threading.Thread(target=read, name="prefetch", daemon=True)
     reader.start()
+    read_to_the_end = False  # the reader is done: its last item (the end or its error) came
     try:
         while True:
             try:
                 item = waits.wait(lambda timeout: buffer.get(timeout=timeout), queue.Empty)
             except queue.Empty:
-                if on_deadline is not None:
-                    on_deadline()
                 raise waits.exceeded("while downloading") from None
+            read_to_the_end = item is _DONE or isinstance(item, BaseException)
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -68,4 +71,7 @@ def prefetched(chunks: Iterable[bytes], depth: int = 4, deadline: Deadline | Non
             yield item
     finally:
         stop.set()
+        # Only a reader cut short is unblocked: a page read to its end keeps its connection alive.
+        if not read_to_the_end and unblock is not None:
+            unblock()
         reader.join(timeout=1.0)

@@ -485,6 +485,45 @@ def test_the_job_deadline_stops_the_inventory_read(settings, harvest, server):
     assert server.requests[("json", "uzcf-b9dh")] == 0
 
 
+def test_sigterm_ends_the_wait_for_an_inventory_request_in_progress(settings, harvest, monkeypatch):
+    # One inventory request can take minutes (retries, Retry-After): the summary must come first.
+    release = threading.Event()
+
+    def blocked(self, *args, **kwargs):
+        release.wait(30)
+        raise PortalError("released by the test")
+
+    monkeypatch.setattr(PortalClient, "inventory_page", blocked)
+    job = Deadline()
+    threading.Timer(0.3, lambda: job.bring_forward(time.monotonic(), SIGTERM_REACHED)).start()
+    began = time.monotonic()
+    try:
+        summary = harvest(settings, job=job)
+    finally:
+        release.set()
+
+    assert time.monotonic() - began < 0.3 + POLL + 1
+    assert summary.exit_code == 1
+    assert reasons(summary) == {"uzcf-b9dh": f"inventory: {SIGTERM_REACHED} while reading the inventory"}
+
+
+def test_an_error_escaping_a_dataset_is_its_reason_and_the_others_go_on(monkeypatch):
+    import container.harvest
+    from container.harvest import InventoryEntry, Outcome, harvest_all
+
+    def harvest(entry: InventoryEntry) -> Outcome:
+        if entry.id == "bad1-0001":
+            raise MemoryError("out of memory")  # harvest_dataset catches Exception, not this
+        return Outcome(entry.id, "harvested", entry.name)
+
+    monkeypatch.setattr(container.harvest, "STOP_GRACE", 0.5)
+    entries = [InventoryEntry(id=i) for i in ("bad1-0001", "good-0001", "good-0002")]
+    outcomes = harvest_all(entries, harvest, workers=1, job=Deadline())
+    assert [(o.id, o.status, o.reason) for o in outcomes] == [
+        ("bad1-0001", "failed", "unexpected: MemoryError: out of memory"),
+        ("good-0001", "harvested", ""), ("good-0002", "harvested", "")]
+
+
 def test_an_inventory_without_an_eligible_dataset_fails_the_job(settings, harvest, portal):
     portal.inventory = [{**row, "audience": "private"} for row in portal.inventory]
 

@@ -3,9 +3,11 @@ a moto server on 127.0.0.1: exit codes, the summary line, settings errors, SIGTE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,14 +15,14 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 import container.main
-from container.deadline import SIGTERM_REACHED, Deadline
+from container.deadline import SIGTERM_REACHED, STOP_GRACE, Deadline
 from container.harvest import Summary
 from contract import JobEnv
 from local.portal import Fault, PortalServer, generated_dataset, inventory_row, load_snapshot
@@ -154,6 +156,55 @@ def test_sigterm_mid_harvest_aborts_the_uploads_prints_the_summary_and_exits_1(j
         assert reasons[dataset_id] == f"not started: {SIGTERM_REACHED}; the next attempt harvests it"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[tuple[str, threading.Event]]:
+    """An endpoint that accepts connections and never answers (an S3 that hangs)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connected, held = threading.Event(), []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+                connected.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connected
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_dataset_stuck_in_s3_is_left_behind_and_does_not_hold_the_exit(job_env, tmp_path):
+    # Its part uploads run on a pool whose threads Python joins at exit; past Batch's time
+    # limit the attempt would end the way Batch never retries.
+    portal = load_snapshot()
+    portal.inventory.append(inventory_row(portal.add(generated_dataset("larg-0001", 150000, seed=3))))
+    with PortalServer(portal) as server, black_hole() as (s3_endpoint, connected):
+        job_env.update({"AWS_ENDPOINT_URL": s3_endpoint, JobEnv.SODA_DOMAIN: server.url, JobEnv.FORCE: "true",
+                        JobEnv.PART_SIZE_MIB: "5", JobEnv.DATASET_IDS: "larg-0001,gt2j-8ykr",
+                        JobEnv.HARVEST_CONCURRENCY: "1"})
+        with (tmp_path / "stderr").open("w") as stderr:
+            job = subprocess.Popen([sys.executable, str(MAIN)], env=job_env, cwd=ROOT.parent,
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
+            try:
+                assert connected.wait(30)  # CreateMultipartUpload is in flight, and will never return
+                job.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                stdout, _ = job.communicate(timeout=40)  # botocore alone would wait 60 s per try
+            finally:
+                job.kill()
+        seconds = time.monotonic() - signalled
+
+    assert job.returncode == 1, (tmp_path / "stderr").read_text()
+    assert STOP_GRACE <= seconds < STOP_GRACE + 5
+    reasons = {d["id"]: d["reason"] for d in last_summary(stdout)["datasets"]}
+    assert reasons["larg-0001"].startswith(f"still running {STOP_GRACE:g} s after {SIGTERM_REACHED}: left behind")
+    assert reasons["gt2j-8ykr"] == f"not started: {SIGTERM_REACHED}; the next attempt harvests it"
 
 
 class _LoneSurrogateError(BaseHTTPRequestHandler):

@@ -63,7 +63,7 @@ def test_a_chunk_that_has_not_arrived_by_the_deadline_raises_after_the_chunks_be
     assert got == [b"1"]
 
 
-def test_on_deadline_unblocks_the_reader_and_the_reader_has_ended_when_the_deadline_is_raised():
+def test_unblock_ends_the_reader_and_the_reader_has_ended_when_the_deadline_is_raised():
     before = set(threading.enumerate())
     socket_shut = threading.Event()
 
@@ -72,12 +72,33 @@ def test_on_deadline_unblocks_the_reader_and_the_reader_has_ended_when_the_deadl
         socket_shut.wait(30)  # a read blocked on the socket; shutting the socket ends it
         raise ConnectionError("socket shut")
 
-    stream = prefetched(source(), deadline=Deadline(time.monotonic() + 0.3), on_deadline=socket_shut.set)
+    stream = prefetched(source(), deadline=Deadline(time.monotonic() + 0.3), unblock=socket_shut.set)
     try:
         assert next(stream) == b"1"
         with pytest.raises(DeadlineExceeded):
             next(stream)
         # The caller closes the response next: the reader must not be releasing it at the same time.
+        assert not [t for t in set(threading.enumerate()) - before if t.name == "prefetch"]
+    finally:
+        socket_shut.set()
+
+
+def test_closing_early_unblocks_a_reader_still_reading_and_it_has_ended_when_close_returns():
+    # An error downstream (an invalid page, the deadline seen between chunks) closes the stream
+    # while the reader is blocked on the socket; the response is closed right after.
+    before = set(threading.enumerate())
+    socket_shut = threading.Event()
+
+    def source():
+        yield b"1"
+        socket_shut.wait(30)
+        raise ConnectionError("socket shut")
+
+    stream = prefetched(source(), deadline=Deadline(time.monotonic() + 30), unblock=socket_shut.set)
+    try:
+        assert next(stream) == b"1"
+        stream.close()
+        assert socket_shut.is_set()
         assert not [t for t in set(threading.enumerate()) - before if t.name == "prefetch"]
     finally:
         socket_shut.set()
