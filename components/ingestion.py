@@ -34,9 +34,10 @@ RETRY_RULES = [
     {"on_reason": "*", "action": "RETRY"},
 ]
 SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
-# The alert of a failed job: EventBridge fills in the <placeholders> from the event.
-FAILED_JOB_ALERT = ('"The harvest job <name> (<id>) failed: <reason>. Its summary is at the end of its log '
-                    'stream (Batch console, the job, Logging)."')
+# The alert of a failed job: EventBridge fills in the <placeholders> from the event. Plain text,
+# not a JSON string: SNS would mail a quoted string with its quotes.
+FAILED_JOB_ALERT = ("The harvest job <name> (<id>) failed: <reason>. Its summary is at the end of its log "
+                    "stream (Batch console, the job, Logging).")
 JOB_NAME = f"{PROJECT}-harvest"
 
 

@@ -104,9 +104,13 @@ def is_current(bucket: str, key: str, version_id: str) -> bool:
     try:
         response = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response["Error"]["Code"] not in NO_CURRENT_OBJECT:
+        code = error.response["Error"]["Code"]
+        if code not in NO_CURRENT_OBJECT:
             raise
-        logger.info("The key has no current object", extra={"reason": error.response["Error"]["Code"]})
+        # A 403 is also what a permission problem (a bucket policy, a key) answers: say so louder.
+        log = logger.info if code in ("404", "NoSuchKey") else logger.warning
+        log("The key has no current object (or this role may not read it): the item is not replaced",
+            extra={"reason": code})
         return False
     return (response.get("VersionId") or "") == version_id
 
