@@ -13,9 +13,10 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import boto3
 import pytest
@@ -116,6 +117,31 @@ def wait_for(condition, seconds: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+@dataclass
+class Stopped:
+    code: int
+    summary: Any
+    seconds: float  # from SIGTERM to the exit
+    stderr: str
+
+
+def sigterm_when(ready: Callable[[], object], env: dict, tmp_path: Path, timeout: float) -> Stopped:
+    """Runs the job as its image does, sends SIGTERM (as Batch does) once `ready()`, and waits
+    up to `timeout` seconds for it to end (Batch's SIGKILL comes ~30 s after the SIGTERM)."""
+    with (tmp_path / "stderr").open("w") as stderr:
+        job = subprocess.Popen([sys.executable, str(MAIN)], env=env, cwd=ROOT.parent,
+                               stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            wait_for(ready)
+            job.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            stdout, _ = job.communicate(timeout=timeout)
+        finally:
+            job.kill()
+    return Stopped(job.returncode, last_summary(stdout), time.monotonic() - signalled,
+                   (tmp_path / "stderr").read_text())
+
+
 def test_sigterm_mid_harvest_aborts_the_uploads_prints_the_summary_and_exits_1(job_env, tmp_path):
     portal = load_snapshot()
     large = portal.add(generated_dataset("larg-0001", 150000, seed=3))  # two pages are over a part
@@ -132,22 +158,13 @@ def test_sigterm_mid_harvest_aborts_the_uploads_prints_the_summary_and_exits_1(j
         job_env.update({JobEnv.SODA_DOMAIN: server.url, JobEnv.HARVEST_CONCURRENCY: "2",
                         JobEnv.PAGE_SIZE: "50000", JobEnv.PART_SIZE_MIB: "5",
                         JobEnv.DATASET_IDS: "larg-0001,trik-0001,gt2j-8ykr,jbjy-vk9h"})
-        with (tmp_path / "stderr").open("w") as stderr:
-            job = subprocess.Popen([sys.executable, str(MAIN)], env=job_env, cwd=ROOT.parent,
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-            try:
-                wait_for(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
-                         and server.requests[("csv", "larg-0001")] == 3 and server.requests[("csv", "trik-0001")])
-                job.send_signal(signal.SIGTERM)
-                signalled = time.monotonic()
-                stdout, _ = job.communicate(timeout=25)  # Batch's SIGKILL comes ~30 s after SIGTERM
-            finally:
-                job.kill()
-        seconds = time.monotonic() - signalled
+        stopped = sigterm_when(lambda: s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+                               and server.requests[("csv", "larg-0001")] == 3
+                               and server.requests[("csv", "trik-0001")], job_env, tmp_path, timeout=25)
 
-    assert job.returncode == 1, (tmp_path / "stderr").read_text()
-    assert seconds < 5
-    summary = last_summary(stdout)
+    assert stopped.code == 1, stopped.stderr
+    assert stopped.seconds < 5
+    summary = stopped.summary
     assert summary["exit_code"] == 1 and summary["counts"]["failed"] == 4
     reasons = {d["id"]: d["reason"] for d in summary["datasets"]}
     assert reasons["larg-0001"].startswith(f"{SIGTERM_REACHED} while")  # waiting for its next page
@@ -188,21 +205,12 @@ def test_a_dataset_stuck_in_s3_is_left_behind_and_does_not_hold_the_exit(job_env
         job_env.update({"AWS_ENDPOINT_URL": s3_endpoint, JobEnv.SODA_DOMAIN: server.url, JobEnv.FORCE: "true",
                         JobEnv.PART_SIZE_MIB: "5", JobEnv.DATASET_IDS: "larg-0001,gt2j-8ykr",
                         JobEnv.HARVEST_CONCURRENCY: "1"})
-        with (tmp_path / "stderr").open("w") as stderr:
-            job = subprocess.Popen([sys.executable, str(MAIN)], env=job_env, cwd=ROOT.parent,
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-            try:
-                assert connected.wait(30)  # CreateMultipartUpload is in flight, and will never return
-                job.send_signal(signal.SIGTERM)
-                signalled = time.monotonic()
-                stdout, _ = job.communicate(timeout=40)  # botocore alone would wait 60 s per try
-            finally:
-                job.kill()
-        seconds = time.monotonic() - signalled
+        # Once CreateMultipartUpload is in flight, never to return; botocore alone would wait 60 s a try.
+        stopped = sigterm_when(connected.is_set, job_env, tmp_path, timeout=40)
 
-    assert job.returncode == 1, (tmp_path / "stderr").read_text()
-    assert STOP_GRACE <= seconds < STOP_GRACE + 5
-    reasons = {d["id"]: d["reason"] for d in last_summary(stdout)["datasets"]}
+    assert stopped.code == 1, stopped.stderr
+    assert STOP_GRACE <= stopped.seconds < STOP_GRACE + 5
+    reasons = {d["id"]: d["reason"] for d in stopped.summary["datasets"]}
     assert reasons["larg-0001"].startswith(f"still running {STOP_GRACE:g} s after {SIGTERM_REACHED}: left behind")
     assert reasons["gt2j-8ykr"] == f"not started: {SIGTERM_REACHED}; the next attempt harvests it"
 

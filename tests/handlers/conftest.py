@@ -159,3 +159,20 @@ def logged(caplog: pytest.LogCaptureFixture) -> str:
     """Every captured log line with its structured `reason` (Powertools writes `extra` keys as
     attributes of the log record)."""
     return "\n".join(f"{r.levelname} {r.getMessage()} {getattr(r, 'reason', '')}" for r in caplog.records)
+
+
+def process_with_publish_failing(record: dict) -> None:
+    """The metadata Lambda on `record` while SNS refuses to publish: the item is written and the
+    notification is not (as a crash between the two leaves it); the record fails."""
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+    from botocore.exceptions import ClientError
+
+    from handlers import metadata
+
+    def refuse(**kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "Publish")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clients.client("sns"), "publish", refuse)
+        with pytest.raises(BatchProcessingError):
+            metadata.handler(sqs_event(record), Context())

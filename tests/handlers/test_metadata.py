@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from contract import Item, Table
 from contract.messages import DatasetNotification
 from handlers import clients, metadata
-from tests.handlers.conftest import BUCKET, Context, harvest_message, logged, sqs_event, sqs_record
+from tests.handlers.conftest import (BUCKET, Context, harvest_message, logged, process_with_publish_failing, sqs_event,
+                                     sqs_record)
 
 # A quoted cell holding a newline: 3 records after the header, 4 newlines.
 DATA = 'id,texto,edad\n1,"uno\ndos",30\n2,tres,\n3,cuatro,41\n'.encode()
@@ -130,22 +131,13 @@ def test_redelivery_leaves_one_item_and_one_notification(aws):
     assert len(aws.published()) == 1
 
 
-def test_redelivery_after_a_crash_between_item_and_publish_notifies_once(aws, monkeypatch):
+def test_redelivery_after_a_crash_between_item_and_publish_notifies_once(aws):
     record = sqs_record(stored(aws).to_body(), message_id="m1")
-    sns = clients.client("sns")
-    real_publish = sns.publish
-
-    def crash(**kwargs):
-        raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "Publish")
-
-    monkeypatch.setattr(sns, "publish", crash)
-    with pytest.raises(BatchProcessingError):
-        metadata.handler(sqs_event(record), Context())
+    process_with_publish_failing(record)
     [item] = aws.items()
     assert Item.NOTIFIED_AT not in item  # the item exists, the notification does not
     assert aws.published() == []
 
-    monkeypatch.setattr(sns, "publish", real_publish)
     assert metadata.handler(sqs_event(record), Context()) == {"batchItemFailures": []}
     assert metadata.handler(sqs_event(record), Context()) == {"batchItemFailures": []}
 

@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from contract import Item, LambdaEnv, criteria_key, dataset_key
 from contract.messages import HarvestMessage
 from handlers import clients, criteria, metadata
-from tests.handlers.conftest import BUCKET, Context, harvest_message, logged, sns_event, sqs_event, sqs_record
+from tests.handlers.conftest import (BUCKET, Context, harvest_message, logged, process_with_publish_failing, sns_event,
+                                     sqs_event, sqs_record)
 
 ID = "gt2j-8ykr"
 OLD = b"id,municipio,edad\n" + b"".join(b"%d,CALI,%d\n" % (i, i) for i in range(60))
@@ -108,20 +109,11 @@ def test_redelivery_of_a_noncurrent_first_item_changes_nothing(aws):
     assert aws.items() == [item]
 
 
-def test_crash_before_publish_then_the_version_stops_being_current_still_notifies_once(aws, monkeypatch):
+def test_crash_before_publish_then_the_version_stops_being_current_still_notifies_once(aws):
     v_b = aws.put_dataset(ID, NEW)
     record = sqs_record(message(NEW, v_b, "2026-11-27T10:05:00.000Z").to_body())
-    sns = clients.client("sns")
-    real_publish = sns.publish
-
-    def crash(**kwargs):
-        raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "Publish")
-
-    monkeypatch.setattr(sns, "publish", crash)
-    with pytest.raises(BatchProcessingError):
-        metadata.handler(sqs_event(record), Context())
+    process_with_publish_failing(record)
     v_a = aws.put_dataset(ID, NEW)  # A completes: B is no longer current
-    monkeypatch.setattr(sns, "publish", real_publish)
 
     assert metadata.handler(sqs_event(record), Context()) == {"batchItemFailures": []}
     assert metadata.handler(sqs_event(record), Context()) == {"batchItemFailures": []}
