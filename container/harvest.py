@@ -43,6 +43,7 @@ from container.source import (InventoryEntry, SourceMetadata, build_message, ent
 from container.upload import StoredObject, StreamingUpload, put_tags
 
 T = TypeVar("T")
+WORKER_PREFIX = "dataset_"  # the names of harvest_all's worker threads
 logger = logging.getLogger("harvester")
 
 HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
@@ -349,7 +350,7 @@ def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry
                 outcomes[index] = Outcome(entry.id, FAILED, entry.name,
                                           reason=f"unexpected: {type(error).__name__}: {error}")
 
-    threads = [threading.Thread(target=work, name=f"dataset_{n}", daemon=True)
+    threads = [threading.Thread(target=work, name=f"{WORKER_PREFIX}{n}", daemon=True)
                for n in range(min(workers, len(entries)))]
     for thread in threads:
         thread.start()
@@ -366,6 +367,11 @@ def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry
             thread.join(POLL)
     return [outcome if outcome is not None else _cut_short(entry, started[index], job)
             for index, (entry, outcome) in enumerate(zip(entries, outcomes))]
+
+
+def datasets_still_running() -> int:
+    """Dataset workers still alive: after harvest_all, the ones left behind (see STOP_GRACE)."""
+    return sum(1 for thread in threading.enumerate() if thread.name.startswith(WORKER_PREFIX) and thread.is_alive())
 
 
 def _cut_short(entry: InventoryEntry, started: bool, job: Deadline) -> Outcome:

@@ -49,7 +49,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from container.deadline import SIGTERM_REACHED, Deadline, job_deadline  # noqa: E402
-from container.harvest import run  # noqa: E402
+from container.harvest import datasets_still_running, run  # noqa: E402
 from container.portal_client import PortalClient, build_retry  # noqa: E402
 from container.settings import SettingError, Settings, load_settings, log_level  # noqa: E402
 from contract import JobExit  # noqa: E402
@@ -109,10 +109,14 @@ def main(env: Mapping[str, str] = os.environ, *, handle_sigterm: bool = False) -
 
 
 def leave(code: int) -> None:
-    """Ends the process now that the summary is out, without joining the threads still running.
-    A dataset left behind (stuck in an S3 call past STOP_GRACE) keeps its part uploads' pool
-    threads, which Python would join at exit: the attempt would run on into Batch's time limit,
-    the one ending Batch never retries."""
+    """Exits with `code` now that the summary is out. A dataset left behind (stuck in an S3 call
+    past STOP_GRACE) keeps its part uploads' pool threads, which Python joins at exit: the attempt
+    would run on into Batch's time limit, the one ending Batch never retries. Only then the exit
+    skips that join (and the exit hooks) with os._exit, after flushing the output."""
+    left_behind = datasets_still_running()
+    if not left_behind:
+        sys.exit(code)
+    logging.getLogger("harvester").warning("exiting without waiting for %d datasets left behind", left_behind)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
