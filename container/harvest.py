@@ -328,7 +328,8 @@ def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry
     Once the `job` deadline has passed, no entry is started; the running ones get STOP_GRACE
     seconds to stop. Each entry without an outcome then is a failed one saying why (the next
     attempt harvests it). The workers are daemon threads, not an executor's: one still blocked
-    in a request (see STOP_GRACE) must not hold the job's exit, that is Batch's SIGKILL."""
+    in a request (see STOP_GRACE) must not hold the job's exit into Batch's SIGKILL (main.leave
+    does not wait for the threads such a dataset started either)."""
     outcomes: list[Outcome | None] = [None] * len(entries)
     started = [False] * len(entries)
     pending = iter(range(len(entries)))
@@ -354,6 +355,7 @@ def harvest_all(entries: list[InventoryEntry], harvest: Callable[[InventoryEntry
                for n in range(min(workers, len(entries)))]
     for thread in threads:
         thread.start()
+
     def gave_up() -> bool:  # re-read each time: SIGTERM can move the deadline during the wait
         return time.monotonic() > job.at + STOP_GRACE
 
