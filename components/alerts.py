@@ -72,7 +72,7 @@ class Alerts(pulumi.ComponentResource):
 
 
 def metric_alarm(name: str, alert_topic_arn: pulumi.Input[str], parent: pulumi.Resource,
-          **settings: Any) -> aws.cloudwatch.MetricAlarm:
+                 **settings: Any) -> aws.cloudwatch.MetricAlarm:
     """A metric alarm of this stack: above the threshold in one 5-minute period; no data is fine
     (SQS stops sending an idle queue's metrics, Scheduler a quiet schedule's). The alerts topic
     hears when it fires and when it clears."""
