@@ -1,1 +1,1 @@
-"""Pulumi ComponentResources of the pipeline: ingestion, processing, notification."""
+"""Pulumi ComponentResources of the pipeline: ingestion, processing, notification, alerts."""

@@ -96,7 +96,7 @@ class Summary:
 
 
 def utc_now() -> str:
-    # Milliseconds: the metadata Lambda orders two harvests of the same bytes by this time.
+    # Milliseconds: tells two harvests of one dataset apart in the item, the object metadata and the logs.
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -88,7 +88,7 @@ class JobEnv:
     DATASET_TIMEOUT = "DATASET_TIMEOUT"  # deadline, in seconds, for one dataset
     # The job definition's attempt timeout in seconds, set by the ingestion component from the same
     # config value (jobTimeoutSeconds): the job stops a margin before it, so it can exit 1 (Batch
-    # retries) instead of being killed (not retried). Absent or 0: no job deadline (e.g. locally).
+    # retries) instead of being killed (not retried). Absent or 0: no job deadline (a job run by hand).
     JOB_TIMEOUT = "JOB_TIMEOUT"
     PART_SIZE_MIB = "PART_SIZE_MIB"  # S3 multipart part size (5 or more)
     LOG_LEVEL = "LOG_LEVEL"  # a logging level name (default INFO)
