@@ -67,6 +67,9 @@ class Processing(pulumi.ComponentResource):
             environment=config.metadata_environment(
                 bucket=args.bucket_name, table=self.table.name, topic_arn=self.topic.arn),
             statements=[
+                # ListBucket makes a missing object answer 404 (NoSuchKey) instead of 403, so a
+                # 403 can only be a permission problem, which fails the record (and then alarms).
+                iam.allow("ListBucket", ["s3:ListBucket"], [args.bucket_arn]),
                 iam.allow("ReadDatasets", ["s3:GetObject", "s3:GetObjectVersion"],
                           [iam.objects_arn(args.bucket_arn)]),
                 iam.allow("CatalogueDatasets", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],

@@ -13,8 +13,9 @@ version, and stores a result only on the item of the version it evaluated):
 1. HeadObject on the key (no VersionId), just before the write: is the version read the key's
    current one? S3 makes a version current when its upload COMPLETES, and no timestamp gives that
    order: `harvested_at` is taken when a download starts (overlapping runs complete in either
-   order) and a multipart upload's LastModified is its initiation. No object (404; 403 without
-   s3:ListBucket, e.g. a delete marker) is "not current"; an unversioned object ("") is current.
+   order) and a multipart upload's LastModified is its initiation. No object (404, e.g. a delete
+   marker: the role has s3:ListBucket) is "not current"; an unversioned object ("") is current.
+   Any other error, a 403 included (a permission problem), fails the record before any write.
 2. PutItem. Current: `attribute_not_exists(HASH) OR version_id <> :v`: the current version's
    item replaces any other version's item of the same bytes and is announced again, so its
    criteria are evaluated and reach `criteria.json`. Not current: `attribute_not_exists(HASH)`:
@@ -54,8 +55,9 @@ from handlers.digest import CHUNK_SIZE, ObjectDigest, digest_chunks
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
-# HeadObject of a key with no current object: 404 with s3:ListBucket, 403 without (this role).
-NO_CURRENT_OBJECT = ("404", "NoSuchKey", "403", "AccessDenied", "Forbidden")
+# HeadObject of a key with no current object, for a role with s3:ListBucket (this one); without
+# it S3 would answer 403, which here can only mean a permission problem: that one fails the record.
+NO_CURRENT_OBJECT = ("404", "NoSuchKey")
 
 
 # Pure parts.
@@ -104,13 +106,9 @@ def is_current(bucket: str, key: str, version_id: str) -> bool:
     try:
         response = client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        code = error.response["Error"]["Code"]
-        if code not in NO_CURRENT_OBJECT:
+        if error.response["Error"]["Code"] not in NO_CURRENT_OBJECT:
             raise
-        # A 403 is also what a permission problem (a bucket policy, a key) answers: say so louder.
-        log = logger.info if code in ("404", "NoSuchKey") else logger.warning
-        log("The key has no current object (or this role may not read it): the item is not replaced",
-            extra={"reason": code})
+        logger.info("The key has no current object: the item is not replaced")
         return False
     return (response.get("VersionId") or "") == version_id
 

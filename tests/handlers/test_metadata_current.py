@@ -143,31 +143,27 @@ def test_version_that_becomes_noncurrent_between_head_and_put_loses_to_the_newer
     assert [item[Item.VERSION_ID] for item in aws.items()] == [v_a]
 
 
-@pytest.mark.parametrize("no_object", ["delete marker", "403 without s3:ListBucket"])
-def test_key_without_a_current_object_is_not_current(aws, monkeypatch, no_object):
+def test_key_without_a_current_object_is_not_current(aws):
     v_a = aws.put_dataset(ID, NEW)
     for event in run_metadata(aws, message(NEW, v_a, "2026-11-27T10:00:00.000Z")):
         criteria.handler(event, Context())
     v_b = aws.put_dataset(ID, NEW)
-    if no_object == "delete marker":
-        aws.s3.delete_object(Bucket=BUCKET, Key=dataset_key(ID))
-    else:
-        def forbidden(**kwargs):
-            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
-
-        monkeypatch.setattr(clients.client("s3"), "head_object", forbidden)
+    aws.s3.delete_object(Bucket=BUCKET, Key=dataset_key(ID))  # a delete marker: HeadObject answers 404
 
     assert run_metadata(aws, message(NEW, v_b, "2026-11-27T10:05:00.000Z")) == []
     assert [item[Item.VERSION_ID] for item in aws.items()] == [v_a]
 
 
-def test_other_head_object_errors_fail_the_record_before_any_write(aws, monkeypatch):
+@pytest.mark.parametrize("code", ["403", "SlowDown"])
+def test_other_head_object_errors_fail_the_record_before_any_write(aws, monkeypatch, code):
+    # With s3:ListBucket a missing key is a 404: a 403 is a permission problem, which must show
+    # (retries, then the DLQ and its alarm), not pass for "not current".
     v_a = aws.put_dataset(ID, NEW)
 
-    def throttled(**kwargs):
-        raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "HeadObject")
+    def refused(**kwargs):
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "HeadObject")
 
-    monkeypatch.setattr(clients.client("s3"), "head_object", throttled)
+    monkeypatch.setattr(clients.client("s3"), "head_object", refused)
     with pytest.raises(BatchProcessingError):
         metadata.handler(sqs_event(sqs_record(message(NEW, v_a, "2026-11-27T10:00:00.000Z").to_body())), Context())
     assert aws.items() == [] and aws.published() == []
