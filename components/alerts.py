@@ -1,4 +1,4 @@
-"""Alerts: the topic every alarm and every failed harvest job notifies, and who reads it.
+"""Alerts: the topic every alarm and every failed or blocked harvest job notifies, and who reads it.
 
 Not in the PoC, which had no alarms. Subscribed by email (`alertEmails`): each address gets a
 confirmation email from SNS first. Other subscribers (chat, paging) can subscribe to the exported
@@ -22,7 +22,7 @@ from components import iam
 from components.config import PipelineConfig
 
 # The services that publish alerts here: alarms (the DLQs, the queue's age, the schedule) and
-# EventBridge (failed Batch jobs).
+# EventBridge (failed and blocked Batch jobs).
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
 
 

@@ -198,6 +198,10 @@ class PipelineConfig:
     job_memory_mib: int = _setting(2048, "6", "memory of the job container, as Fargate allows for jobVcpu "
                                    "(1 vCPU: 2048-8192)", _in_range(512, 122880))
     job_attempts: int = _setting(3, "-", "attempts per job (Spot reclaims and failures)", _in_range(1, 10))
+    # AWS's own example waits 4 hours for capacity; Batch allows 10 minutes to 24 hours.
+    runnable_time_limit_seconds: int = _setting(
+        14400, "-", "a job that cannot start this long for want of capacity, or too large for maxVcpus, "
+        "is cancelled (it fails and alerts; the next can start)", _in_range(600, 86400))
     harvest_schedule: str = _setting("", "-", "EventBridge Scheduler expression; empty: no schedule",
                                      lambda v: None if v == "" else _matches(SCHEDULE_PATTERN, "rate(1 day)")(v))
     shards: int = _setting(1, "-", "array size: the selection is split over this many tasks",
@@ -219,9 +223,10 @@ class PipelineConfig:
     topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets; "
                                "also names the DLQ of its failed deliveries",
                                _name(f"SNS topic name, at most 80 with its DLQ's {DLQ_SUFFIX}", 80 - len(DLQ_SUFFIX)))
-    # Alerts: not in the PoC, which had no alarms. Every alarm and every failed harvest job goes
-    # to this topic; the addresses below get it by email.
-    alert_topic_name: str = _setting("ARTI4207-alertas", "-", "topic of the alarms and failed harvest jobs",
+    # Alerts: not in the PoC, which had no alarms. Every alarm and every failed or blocked harvest
+    # job goes to this topic; the addresses below get it by email.
+    alert_topic_name: str = _setting("ARTI4207-alertas", "-",
+                                     "topic of the alarms and of failed or blocked harvest jobs",
                                      _name("SNS topic name", 256))
     alert_emails: list = _setting([], "-", "email addresses subscribed to the alerts topic (each must "
                                   "confirm the email SNS sends)", _emails)

@@ -3,7 +3,8 @@
 PoC steps 2-6: ECR repository, SQS queue, S3 bucket, Batch compute environment / job queue / job
 definition, plus what the PoC left out: a dead-letter queue, encryption, TLS-only access, a
 non-root container, the app token as a Batch secret, an optional schedule, and alerts (the DLQ's
-first message, a message the queue's consumer left too long, a failed job, a dropped schedule).
+first message, a message the queue's consumer left too long, a failed job, a job blocked in the
+queue, a dropped schedule).
 """
 
 from __future__ import annotations
@@ -36,9 +37,19 @@ RETRY_RULES = [
 SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
 # The alert of a failed job: EventBridge fills in the <placeholders> from the event. Plain text,
 # not a JSON string: SNS would mail a quoted string with its quotes.
-FAILED_JOB_ALERT = ("The harvest job <name> (<id>) failed: <reason>. Its summary is at the end of its log "
-                    "stream (Batch console, the job, Logging).")
+FAILED_JOB_ALERT = ("The harvest job <name> (<id>) failed: <reason>. If it ran, its summary is at the end of "
+                    "its log stream (Batch console, the job, Logging).")
 JOB_NAME = f"{PROJECT}-harvest"
+BLOCKED_JOB_ALERT = ("The harvest job <name> (<id>) cannot start: <reason>. It waits in RUNNABLE; for want of "
+                     "capacity or too large, it is cancelled after {limit} s (runnableTimeLimitSeconds) and fails.")
+# The reasons a job can be stuck in RUNNABLE for which Batch can cancel it (jobStateTimeLimitActions;
+# the others, a service role or an invalid compute environment, need a person: the blocked alert).
+# Cancelled, the job ends FAILED, so the failed-job alert fires and the next job can start.
+CANCELLABLE_RUNNABLE_REASONS = (
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",  # no Spot (or Fargate) capacity
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",  # the job needs more vCPU than maxVcpus
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",  # no resource fits the job's size
+)
 
 
 @dataclass
@@ -61,6 +72,29 @@ def failed_job_pattern(job_queue_arn: str) -> str:
     """EventBridge pattern of a job of this queue that ends FAILED (an array job's children too)."""
     return json.dumps({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
                        "detail": {"status": ["FAILED"], "jobQueue": [job_queue_arn]}})
+
+
+def blocked_job_pattern(job_queue_arn: str) -> str:
+    """EventBridge pattern of a job that Batch finds blocking this queue in RUNNABLE."""
+    return json.dumps({"source": ["aws.batch"], "detail-type": ["Batch Job Queue Blocked"],
+                       "detail": {"jobQueue": [job_queue_arn]}})
+
+
+def job_alert(name: str, pattern: pulumi.Output[str], description: str, template: str,
+              alert_topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions) -> aws.cloudwatch.EventRule:
+    """A rule sending the alerts topic `template` filled in with the job's name, id and reason."""
+    rule = aws.cloudwatch.EventRule(name, description=description, event_pattern=pattern, opts=opts)
+    aws.cloudwatch.EventTarget(
+        f"{name}-alert",
+        rule=rule.name,
+        arn=alert_topic_arn,
+        input_transformer={
+            "input_paths": {"name": "$.detail.jobName", "id": "$.detail.jobId", "reason": "$.detail.statusReason"},
+            "input_template": template,
+        },
+        opts=opts,
+    )
+    return rule
 
 
 def submit_job_command(region: str, job_queue_arn: str, job_definition_arn: str, shards: int) -> str:
@@ -252,6 +286,10 @@ class Ingestion(pulumi.ComponentResource):
             state="ENABLED",
             priority=1,
             compute_environment_orders=[{"order": 1, "compute_environment": self.compute_environment.arn}],
+            job_state_time_limit_actions=[
+                {"action": "CANCEL", "state": "RUNNABLE", "reason": reason,
+                 "max_time_seconds": config.runnable_time_limit_seconds}
+                for reason in CANCELLABLE_RUNNABLE_REASONS],
             opts=child,
         )
         self.log_group = logs.log_group(
@@ -316,25 +354,17 @@ class Ingestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution_policy, job_policy]),
         )
 
-        # A job that failed for good (every attempt used, or stopped by a setting error) tells the
-        # alerts topic; its summary is in the job's log stream.
-        self.failed_job_rule = aws.cloudwatch.EventRule(
-            f"{name}-job-failed",
-            description="A harvest job of this stack failed after its last attempt",
-            event_pattern=self.job_queue.arn.apply(failed_job_pattern),
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(
-            f"{name}-job-failed-alert",
-            rule=self.failed_job_rule.name,
-            arn=args.alert_topic_arn,
-            input_transformer={
-                "input_paths": {"name": "$.detail.jobName", "id": "$.detail.jobId",
-                                "reason": "$.detail.statusReason"},
-                "input_template": FAILED_JOB_ALERT,
-            },
-            opts=child,
-        )
+        # A job that failed for good (every attempt used, stopped by a setting error, or cancelled
+        # while blocked) tells the alerts topic; its summary is in the job's log stream. So does a
+        # job that cannot start: without this it would wait in RUNNABLE unseen.
+        self.failed_job_rule = job_alert(
+            f"{name}-job-failed", self.job_queue.arn.apply(failed_job_pattern),
+            "A harvest job of this stack failed after its last attempt", FAILED_JOB_ALERT, args.alert_topic_arn, child)
+        self.blocked_job_rule = job_alert(
+            f"{name}-job-blocked", self.job_queue.arn.apply(blocked_job_pattern),
+            "A harvest job of this stack cannot start: it blocks the job queue",
+            BLOCKED_JOB_ALERT.format(limit=config.runnable_time_limit_seconds),
+            args.alert_topic_arn, child)
 
         # --- Optional schedule ---------------------------------------------------------------
         self.schedule: Optional[aws.scheduler.Schedule] = None

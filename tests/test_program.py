@@ -101,7 +101,8 @@ def test_every_alarm_tells_the_alerts_topic_when_it_fires_and_clears(everything)
     assert len(alarms) == 5  # three DLQs, the queue's age, the schedule
     for alarm in alarms:
         assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"] == [ALERT_TOPIC_ARN], alarm.name
-    assert everything.one("aws:cloudwatch/eventTarget:EventTarget").inputs["arn"] == ALERT_TOPIC_ARN
+    targets = everything.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == 2 and all(t.inputs["arn"] == ALERT_TOPIC_ARN for t in targets)  # a failed, a blocked job
 
 
 def test_the_alerts_topic_may_be_published_to_by_this_accounts_alarms_and_rules_only(dev):

@@ -39,6 +39,8 @@ def test_reference_table_has_one_row_per_setting_plus_the_secret_token():
     ("imageRetentionCount", "0", "arti4207:imageRetentionCount must be between 1 and 1000"),
     ("abortMultipartDays", "400", "arti4207:abortMultipartDays must be between 1 and 365"),
     ("noncurrentVersionDays", "x", "arti4207:noncurrentVersionDays must be a whole number"),
+    ("runnableTimeLimitSeconds", "599", "arti4207:runnableTimeLimitSeconds must be between 600 and 86400"),
+    ("runnableTimeLimitSeconds", "86401", "arti4207:runnableTimeLimitSeconds must be between 600 and 86400"),
 ])
 def test_added_settings_reject_values_outside_their_range(key, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any, cast
 
 import pytest
 
@@ -142,19 +143,66 @@ def test_an_alarm_fires_when_a_message_outstays_its_retries(dev):
     assert alarm["alarmActions"] == alarm["okActions"] == [ALERT_TOPIC_ARN]
 
 
-def test_a_job_that_failed_for_good_alerts_with_its_name_and_reason(dev):
-    rule = dev.one("aws:cloudwatch/eventRule:EventRule")
-    queue_arn = dev.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
-    assert rule.json("eventPattern") == {
-        "source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [queue_arn]}}
-    target = dev.one("aws:cloudwatch/eventTarget:EventTarget").inputs
-    assert target["rule"] == rule.outputs["name"] and target["arn"] == ALERT_TOPIC_ARN
+def batch_event(detail_type: str, queue_arn: str, status: str, reason: str) -> dict:
+    """A Batch event as AWS documents it ("Batch Job State Change", "Batch Job Queue Blocked")."""
+    return {"version": "0", "id": "c8f9c4b5-76e5-d76a-f980-7011e206042b", "detail-type": detail_type,
+            "source": "aws.batch", "account": ACCOUNT, "time": "2022-01-11T23:36:40Z", "region": REGION,
+            "resources": [f"arn:aws:batch:{REGION}:{ACCOUNT}:job/4c7599ae", queue_arn],
+            "detail": {"jobName": "ARTI4207-harvest", "jobId": "4c7599ae", "jobQueue": queue_arn,
+                       "status": status, "statusReason": reason, "attempts": []}}
+
+
+def matches(rule, event: dict) -> bool:
+    """Whether EventBridge would send `event` to `rule` (moto's implementation of event patterns)."""
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(rule.inputs["eventPattern"]).matches_event(cast(Any, event))  # typed for its own events
+
+
+def alert_target(deployment, rule) -> dict:
+    [target] = [t.inputs for t in deployment.of_type("aws:cloudwatch/eventTarget:EventTarget")
+                if t.inputs["rule"] == rule.outputs["name"]]
+    assert target["arn"] == ALERT_TOPIC_ARN
     transformer = target["inputTransformer"]
     assert transformer["inputPaths"] == {"name": "$.detail.jobName", "id": "$.detail.jobId",
                                          "reason": "$.detail.statusReason"}
     assert all(f"<{path}>" in transformer["inputTemplate"] for path in transformer["inputPaths"])
     assert not transformer["inputTemplate"].startswith('"')  # plain text: a JSON string would arrive quoted
+    return target
+
+
+def test_a_job_that_failed_for_good_alerts_with_its_name_and_reason(dev):
+    rule = dev.one("aws:cloudwatch/eventRule:EventRule", "job-failed")
+    queue_arn = dev.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
+    assert rule.json("eventPattern") == {
+        "source": ["aws.batch"], "detail-type": ["Batch Job State Change"],
+        "detail": {"status": ["FAILED"], "jobQueue": [queue_arn]}}
+    assert matches(rule, batch_event("Batch Job State Change", queue_arn, "FAILED", "Essential container exited"))
+    assert not matches(rule, batch_event("Batch Job State Change", queue_arn, "SUCCEEDED", ""))
+    assert not matches(rule, batch_event("Batch Job State Change", queue_arn + "-other", "FAILED", "x"))
+    assert "failed" in alert_target(dev, rule)["inputTransformer"]["inputTemplate"]
+
+
+def test_a_job_that_cannot_start_alerts_with_its_name_and_reason(dev):
+    rule = dev.one("aws:cloudwatch/eventRule:EventRule", "job-blocked")
+    queue_arn = dev.one("aws:batch/jobQueue:JobQueue").outputs["arn"]
+    reason = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - CE(s) associated with the job queue cannot meet ..."
+    assert matches(rule, batch_event("Batch Job Queue Blocked", queue_arn, "RUNNABLE", reason))
+    assert not matches(rule, batch_event("Batch Job Queue Blocked", queue_arn + "-other", "RUNNABLE", reason))
+    assert not matches(rule, batch_event("Batch Job State Change", queue_arn, "RUNNABLE", ""))
+    template = alert_target(dev, rule)["inputTransformer"]["inputTemplate"]
+    assert "cannot start" in template and "cancelled after 14400 s" in template
+
+
+def test_a_job_blocked_for_capacity_or_size_is_cancelled_after_the_configured_time(dev):
+    actions = dev.one("aws:batch/jobQueue:JobQueue").inputs["jobStateTimeLimitActions"]
+    assert sorted(a["reason"] for a in actions) == [
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"]  # the reasons Batch can act on (its troubleshooting guide)
+    assert {(a["action"], a["state"], a["maxTimeSeconds"]) for a in actions} == {("CANCEL", "RUNNABLE", 14400)}
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), runnable_time_limit_seconds=600)
+    shorter = ingestion(config).one("aws:batch/jobQueue:JobQueue").inputs["jobStateTimeLimitActions"]
+    assert {a["maxTimeSeconds"] for a in shorter} == {600}
 
 
 def test_queues_refuse_plain_http(dev):
