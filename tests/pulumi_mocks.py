@@ -7,8 +7,10 @@ returns a `Deployment`: every registered resource with its resolved inputs, pare
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -271,3 +273,60 @@ def stack_config(**overrides: Any) -> dict:
     values = {k.split(":", 1)[1]: v for k, v in data.items() if k.startswith(f"{PROJECT}:")}
     values.update(overrides)
     return {k: (json.dumps(v) if isinstance(v, (bool, list)) else str(v)) for k, v in values.items()}
+
+
+def schema_problems(deployment: Deployment) -> list[str]:
+    """Every input the provider's schema does not know, as `type name: path`.
+
+    The mocks accept any input, and the SDK passes a misspelt key of a nested argument (a dict)
+    through untranslated, where the provider would ignore or refuse it. This reads the names and
+    nested types the SDK's own `...Args` classes declare, for every registered resource."""
+    import importlib
+
+    from pulumi import _types
+
+    def args_class(token: str) -> type | None:
+        package, module_path, name = token.split(":")
+        module_name = module_path.split("/")[0]
+        package_module = {"aws": "pulumi_aws", "docker": "pulumi_docker"}.get(package)
+        if package_module is None:  # this program's own components
+            return None
+        module = importlib.import_module(package_module if module_name == "index" else
+                                         f"{package_module}.{module_name}_" if module_name == "lambda" else
+                                         f"{package_module}.{module_name}")
+        # From the resource's own module, where the SDK names it `<Name>InitArgs` when a nested
+        # type already has the name `<Name>Args` (pulumi_aws.s3.BucketVersioningArgs is the
+        # Bucket's `versioning` argument).
+        own = importlib.import_module(getattr(module, name).__module__)
+        return getattr(own, f"{name}InitArgs", None) or getattr(own, f"{name}Args")
+
+    def concrete(hint: Any) -> Any:
+        """The input type or plain type of a hint: Union[X, Awaitable[X], Output[None]] -> X."""
+        if typing.get_origin(hint) is typing.Union:
+            return concrete(typing.get_args(hint)[0])
+        return hint
+
+    def check(value: Any, hint: Any, path: str) -> Iterator[str]:
+        hint = concrete(hint)
+        origin = typing.get_origin(hint)
+        if origin in (list, collections.abc.Sequence) and isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from check(item, typing.get_args(hint)[0], f"{path}[{i}]")
+        elif origin in (dict, collections.abc.Mapping) and isinstance(value, dict):
+            for key, item in value.items():  # a free-form map: any key
+                yield from check(item, typing.get_args(hint)[1], f"{path}.{key}")
+        elif isinstance(hint, type) and _types.is_input_type(hint) and isinstance(value, dict):
+            known = _types.input_type_types(hint)
+            for key, item in unwrap_secret(value).items():
+                if key not in known:
+                    yield f"{path}.{key}"
+                else:
+                    yield from check(item, known[key], f"{path}.{key}")
+
+    problems = []
+    for resource in deployment.resources:
+        args = args_class(resource.type)
+        if args is not None:
+            problems += [f"{resource.type} {resource.name}: {p.lstrip('.')}"
+                         for p in check(resource.inputs, args, "")]
+    return problems

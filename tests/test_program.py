@@ -14,7 +14,7 @@ import pytest
 from components.config import ROOT
 from components.iam import RESOURCELESS_ACTIONS
 from contract import LambdaEnv
-from tests.pulumi_mocks import ACCOUNT, REGION, Deployment, deploy, stack_config, strings
+from tests.pulumi_mocks import ACCOUNT, REGION, Deployment, deploy, schema_problems, stack_config, strings
 
 MAIN = str(ROOT / "__main__.py")
 TOKEN = "secret-app-token-1234"
@@ -129,6 +129,29 @@ def test_each_alert_email_is_subscribed_and_named_after_its_address():
     (kept,) = [s.name for s in other.of_type("aws:sns/topicSubscription:TopicSubscription")
                if s.inputs["protocol"] == "email"]
     assert kept in emails and emails[kept]["endpoint"] == "ops@example.org"
+
+
+def test_every_input_is_one_the_provider_knows(dev, everything):
+    # The mocks take any input; the provider would ignore or refuse a name its schema lacks.
+    other = run_program(alertEmails=["ops@example.org"], useSpot=False, subnetIds=["subnet-0c0ffee1"],
+                        deletionProtection=True)
+    assert schema_problems(dev) == schema_problems(everything) == schema_problems(other) == []
+
+
+def test_the_schema_check_finds_a_misspelt_nested_argument():
+    import pulumi_aws as aws
+
+    def program():
+        aws.batch.JobQueue("queue", priority=1, state="ENABLED", compute_environment_orders=[
+            {"order": 1, "compute_environment": "arn:aws:batch:us-east-1:123456789012:compute-environment/x",
+             "computeEnvironmnet": "typo"}],
+            tags={"free_form_key": "any name"})  # a map: any key is right
+        aws.lambda_.Function("function", name="f", role="arn:aws:iam::123456789012:role/r", runtime="python3.11",
+                             handler="h.h", environment={"variables": {"QUEUE_URL": "x"}, "variabels": {}})
+
+    assert sorted(schema_problems(deploy(program))) == [
+        "aws:batch/jobQueue:JobQueue queue: computeEnvironmentOrders[0].computeEnvironmnet",
+        "aws:lambda/function:Function function: environment.variabels"]
 
 
 def test_a_misspelt_setting_stops_the_program_instead_of_being_ignored():
