@@ -330,3 +330,24 @@ def schema_problems(deployment: Deployment) -> list[str]:
             problems += [f"{resource.type} {resource.name}: {p.lstrip('.')}"
                          for p in check(resource.inputs, args, "")]
     return problems
+
+
+def api_document_problems(document: Any, shape: Any, path: str = "", pascal: bool = False) -> Iterator[str]:
+    """Every key of a JSON document the AWS API shape (botocore's model) does not have.
+
+    For the inputs that are API documents in a string (a Batch job definition's
+    containerProperties) the provider's schema says nothing of their keys. `pascal`: the member
+    names as the SDKs spell them (EventBridge Scheduler's universal targets), not as the wire."""
+    if shape.type_name == "structure" and isinstance(document, dict):
+        members = {(name[0].upper() + name[1:]) if pascal else name: member for name, member in shape.members.items()}
+        for key, value in document.items():
+            if key not in members:
+                yield f"{path}.{key}".lstrip(".")
+            else:
+                yield from api_document_problems(value, members[key], f"{path}.{key}", pascal)
+    elif shape.type_name == "list" and isinstance(document, list):
+        for i, item in enumerate(document):
+            yield from api_document_problems(item, shape.member, f"{path}[{i}]", pascal)
+    elif shape.type_name == "map" and isinstance(document, dict):
+        for key, value in document.items():
+            yield from api_document_problems(value, shape.value, f"{path}.{key}", pascal)

@@ -14,7 +14,8 @@ import pytest
 from components.config import ROOT
 from components.iam import RESOURCELESS_ACTIONS
 from contract import LambdaEnv
-from tests.pulumi_mocks import ACCOUNT, REGION, Deployment, deploy, schema_problems, stack_config, strings
+from tests.pulumi_mocks import (ACCOUNT, REGION, Deployment, api_document_problems, deploy, schema_problems,
+                                stack_config, strings)
 
 MAIN = str(ROOT / "__main__.py")
 TOKEN = "secret-app-token-1234"
@@ -136,6 +137,19 @@ def test_every_input_is_one_the_provider_knows(dev, everything):
     other = run_program(alertEmails=["ops@example.org"], useSpot=False, subnetIds=["subnet-0c0ffee1"],
                         deletionProtection=True)
     assert schema_problems(dev) == schema_problems(everything) == schema_problems(other) == []
+
+
+def test_the_api_documents_in_strings_use_only_names_the_api_has(everything):
+    import botocore.session
+
+    batch = botocore.session.get_session().get_service_model("batch")
+    properties = everything.one("aws:batch/jobDefinition:JobDefinition").json("containerProperties")
+    assert list(api_document_problems(properties, batch.shape_for("ContainerProperties"))) == []
+    # EventBridge Scheduler's universal target takes the request with the SDKs' member names.
+    request = json.loads(everything.one("aws:scheduler/schedule:Schedule").inputs["target"]["input"])
+    assert list(api_document_problems(request, batch.operation_model("SubmitJob").input_shape, pascal=True)) == []
+    assert list(api_document_problems({"image": "x", "resourceRequirements": [{"typ": "VCPU"}]},
+                                      batch.shape_for("ContainerProperties"))) == ["resourceRequirements[0].typ"]
 
 
 def test_the_schema_check_finds_a_misspelt_nested_argument():
