@@ -184,7 +184,7 @@ class PipelineConfig:
     use_spot: bool = _setting(True, "6", "run the job on Fargate Spot (else on-demand Fargate)")
     max_vcpus: int = _setting(1, "6", "max vCPUs of the compute environment (array jobs share them)",
                               _in_range(1, 256))
-    subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's")
+    subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's default subnets")
     job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _name("Batch job queue name", 128))
     job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",
                                         _name("Batch job definition name", 128))

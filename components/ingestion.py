@@ -256,7 +256,10 @@ class Ingestion(pulumi.ComponentResource):
             vpc_id = aws.ec2.get_subnet_output(id=config.subnet_ids[0]).vpc_id
         else:
             vpc_id = aws.ec2.get_vpc_output(default=True).id
-            subnet_ids = aws.ec2.get_subnets_output(filters=[{"name": "vpc-id", "values": [vpc_id]}]).ids
+            # Its default subnets only (public, one per zone): a subnet added to the default VPC
+            # may have no route out, or lie in a Local Zone without Fargate.
+            subnet_ids = aws.ec2.get_subnets_output(filters=[{"name": "vpc-id", "values": [vpc_id]},
+                                                             {"name": "default-for-az", "values": ["true"]}]).ids
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-job-sg",
             description="Harvester job: no inbound; outbound HTTPS only (portal, S3, SQS, ECR, logs)",

@@ -28,6 +28,7 @@ STACK = "dev"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 DEFAULT_VPC = "vpc-0defa17"
 DEFAULT_SUBNETS = ["subnet-0aaa1111", "subnet-0bbb2222"]
+ADDED_SUBNET = "subnet-0ccc3333"  # in the default VPC, not a default subnet
 CUSTOM_VPC = "vpc-0c0ffee"
 
 
@@ -185,7 +186,12 @@ class PipelineMocks(pulumi.runtime.Mocks):
             return {"id": DEFAULT_VPC, "default": True, "cidrBlock": "172.31.0.0/16",
                     "arn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{DEFAULT_VPC}"}, []
         if token == "aws:ec2/getSubnets:getSubnets":
-            return {"ids": list(DEFAULT_SUBNETS), "id": REGION}, []
+            # The default VPC also holds a subnet someone added (private, or in a Local Zone):
+            # only a filter on default-for-az leaves it out.
+            filters = {f["name"]: f["values"] for f in args.args.get("filters", [])}
+            default_only = filters.get("default-for-az") == ["true"]
+            ids = [*DEFAULT_SUBNETS, *([] if default_only else [ADDED_SUBNET])]
+            return {"ids": ids if filters.get("vpc-id") == [DEFAULT_VPC] else [], "id": REGION}, []
         if token == "aws:ec2/getSubnet:getSubnet":
             return {"id": args.args["id"], "vpcId": CUSTOM_VPC}, []
         if token == "aws:ssm/getParameter:getParameter":  # only Powertools' public layer parameters
