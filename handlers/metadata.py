@@ -27,7 +27,10 @@ version, and stores a result only on the item of the version it evaluated):
    this message is superseded and the record is done, unpublished. Else, if `notified_at` is
    set the notification went out already and the record is done; if it is missing, the earlier
    attempt stopped between the item and the publish, so this one publishes.
-4. Publish, then UpdateItem `SET notified_at`.
+4. Publish, then UpdateItem `SET notified_at` on condition that the item still holds this
+   version: a newer version of the same bytes may have replaced it meanwhile, and its own
+   publish may have failed; marking its item notified would make its redelivery a "duplicate"
+   and the current version would never be evaluated.
 Races: a version that becomes current between steps 1 and 2 completed its upload after step 1;
 the harvester sends its message after that, so it is processed later, finds itself current and
 replaces the item (only a stall between steps 1 and 2 longer than that whole processing loses).
@@ -145,11 +148,17 @@ def store_and_notify(item: dict[str, Any], notification: DatasetNotification, cu
             return False
         logger.warning("Item stored by an earlier attempt that did not notify: notifying now")
     client("sns").publish(TopicArn=env(LambdaEnv.TOPIC_ARN), Message=notification.to_body())
-    dynamodb.update_item(
-        TableName=table, Key=key, UpdateExpression="SET #notified = :now",
-        ExpressionAttributeNames={"#notified": Item.NOTIFIED_AT},
-        ExpressionAttributeValues={":now": {"S": now_iso()}},
-    )
+    try:
+        dynamodb.update_item(
+            TableName=table, Key=key, UpdateExpression="SET #notified = :now", ConditionExpression="#version = :version",
+            ExpressionAttributeNames={"#notified": Item.NOTIFIED_AT, "#version": Item.VERSION_ID},
+            ExpressionAttributeValues={":now": {"S": now_iso()}, ":version": {"S": item[Item.VERSION_ID]}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        logger.info("Published; the item now holds another version, whose own message notifies it",
+                    extra={"version_id": item[Item.VERSION_ID]})
     return True
 
 

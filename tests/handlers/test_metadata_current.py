@@ -8,6 +8,7 @@ import json
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
 from contract import Item, LambdaEnv, criteria_key, dataset_key
@@ -121,6 +122,44 @@ def test_crash_before_publish_then_the_version_stops_being_current_still_notifie
     # A's own message then takes the item over.
     assert len(run_metadata(aws, message(NEW, v_a, "2026-11-27T10:00:00.000Z"))) == 1
     assert [item[Item.VERSION_ID] for item in aws.items()] == [v_a]
+
+
+def test_a_version_publishing_while_a_newer_one_takes_its_item_does_not_mark_the_newer_notified(aws, monkeypatch):
+    # A (current) stored its item and is publishing when B's upload of the same bytes completes and
+    # B's Lambda replaces the item, then fails to publish (its record goes back to the queue).
+    v_a = aws.put_dataset(ID, NEW)
+    sns = clients.client("sns")
+    real_publish = sns.publish
+    b: list[tuple[str, dict]] = []
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
+
+    def publish_while_b_runs(**kwargs):
+        if not b:
+            v_b = aws.put_dataset(ID, NEW)
+            b.append((v_b, sqs_record(message(NEW, v_b, "2026-11-27T10:05:00.000Z").to_body(), message_id="b")))
+            # B's Lambda, another instance: its record handler (the handler's batch processor is
+            # one per instance, busy with A here).
+            with monkeypatch.context() as b_instance:
+                b_instance.setattr(sns, "publish", refuse)
+                with pytest.raises(ClientError):
+                    metadata.record_handler(SQSRecord(b[0][1]))
+        return real_publish(**kwargs)
+
+    monkeypatch.setattr(sns, "publish", publish_while_b_runs)
+    assert metadata.handler(sqs_event(sqs_record(message(NEW, v_a, "2026-11-27T10:00:00.000Z").to_body())),
+                            Context()) == {"batchItemFailures": []}
+    [(v_b, record)] = b
+    [item] = aws.items()
+    assert item[Item.VERSION_ID] == v_b and Item.NOTIFIED_AT not in item  # A's mark did not land on B's item
+    # SQS redelivers B: it publishes now, so the current version is evaluated.
+    assert metadata.handler(sqs_event(record), Context()) == {"batchItemFailures": []}
+    published = aws.published()
+    assert [p["version_id"] for p in published] == [v_a, v_b]
+    for notification in published:
+        criteria.handler(sns_event(json.dumps(notification), aws.topic_arn), Context())
+    assert report(aws)["version_id"] == v_b
 
 
 def test_version_that_becomes_noncurrent_between_head_and_put_loses_to_the_newer_message(aws, monkeypatch):
