@@ -410,6 +410,9 @@ def run(settings: Settings, portal: PortalClient, s3: Any, sqs: Any, job: Deadli
     except (PortalError, DeadlineExceeded) as error:
         logger.error("the inventory could not be read: %s", error)
         return fail_inventory(f"inventory: {error}")
+    except Exception as error:  # noqa: BLE001 - the summary must still be printed
+        logger.exception("the inventory could not be selected from")
+        return fail_inventory(f"inventory: unexpected: {type(error).__name__}: {error}")
     for item in rejected:
         logger.warning("inventory row rejected: %s", item.reason)
     summary.outcomes += [Outcome(r.id, REJECTED, reason=r.reason) for r in rejected]

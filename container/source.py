@@ -63,7 +63,7 @@ def _object(value: Any) -> dict[str, Any]:
 def _number(value: Any) -> int | None:
     try:
         return int(float(value))  # SODA JSON gives numbers as strings: "1234", "12.0"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "1e999", "Infinity"
         return None
 
 

@@ -534,6 +534,19 @@ def test_an_inventory_without_an_eligible_dataset_fails_the_job(settings, harves
     assert "no eligible dataset was found" in reasons(summary)["uzcf-b9dh"]
 
 
+def test_an_unexpected_error_in_the_selection_fails_the_job_with_its_summary(settings, harvest, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr("container.harvest.select_entries", broken)
+
+    summary = harvest(settings)
+
+    assert summary.exit_code == 1
+    assert reasons(summary) == {"uzcf-b9dh": "inventory: unexpected: OverflowError: cannot convert float infinity "
+                                             "to integer"}
+
+
 def test_an_empty_shard_of_a_non_empty_selection_succeeds(settings, harvest, portal):
     count = 16
     empty = next(i for i in range(count) if all(shard_of(d, count) != i for d in portal.datasets))

@@ -50,3 +50,11 @@ def test_half_a_surrogate_pair_from_the_portal_becomes_a_replacement_character_a
     message = build_message(entry, source, bucket="b", key="abcd-1234/abcd-1234.csv", version_id=None, size=1,
                             rows=0, harvested_at="2026-01-01T00:00:00Z")
     assert HarvestMessage.from_body(message.to_body()).NAME == "Café \ufffd"
+
+
+def test_an_inventory_number_that_is_not_a_whole_number_is_kept_empty():
+    row = {"uid": "abcd-1234", "visits": "1e999", "downloads": "Infinity", "row_count": "NaN", "column_count": "12.0"}
+
+    entry = entry_from_row(row)
+
+    assert (entry.visits, entry.downloads, entry.declared_rows, entry.declared_columns) == (None, None, None, 12)
