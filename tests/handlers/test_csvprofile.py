@@ -92,6 +92,40 @@ def test_soda_fast_path_gives_the_csv_module_profile_on_random_files_and_chunkin
             assert profile_csv(chunked(data, size), types, **limits) == expected, (text, size)
 
 
+@contextlib.contextmanager
+def tiny_memory_bounds():
+    """Every bound of the profile's memory reached after a few rows: patterns folded into the
+    totals, hashes routed and deduplicated."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csvprofile, "PATTERN_LIMIT", 2)
+        patch.setattr(csvprofile._DistinctRecords, "DEDUPLICATE", 5)
+        yield
+
+
+def test_the_memory_bounds_do_not_change_the_profile():
+    rnd = random.Random(25012)
+    types = {"h0": "number", "h1": "calendar_date"}
+    for _ in range(200):
+        text = soda_file(rnd) if rnd.random() < 0.5 else soda_file(rnd).replace('"', "")
+        data = text.encode()
+        expected = profile_csv([data], types, sample_head=3, sample_step=2)
+        with tiny_memory_bounds():
+            for size in (1, 7, 1 << 20):
+                assert profile_csv(chunked(data, size), types, sample_head=3, sample_step=2) == expected, (text, size)
+
+
+def test_distinct_records_count_like_a_set():
+    rnd = random.Random(1)
+    records = [b"%d" % rnd.randrange(10**12) for _ in range(3000)]
+    records += rnd.choices(records, k=2000)  # duplicates, some arriving after a deduplication
+    with tiny_memory_bounds():
+        distinct = csvprofile._DistinctRecords()
+        for start in range(0, len(records), 7):
+            distinct.add(records[start:start + 7])
+        assert distinct.count() == len(set(records)) == 3000
+        assert sum(map(len, distinct._parts)) < len(records)  # deduplicated along the way
+
+
 def test_clean_quoted_lines_split_exactly_as_the_csv_module_reads_them():
     rnd = random.Random(25012)
     pieces = ['"', '""', '","', ",", "a", "é"]
