@@ -21,8 +21,14 @@ MAX_BODY_BYTES = 200_000
 _SHORT_TEXT = 200
 
 
+# SQS and SNS refuse a message holding U+FFFE or U+FFFF (their character set ends at U+FFFD
+# below the supplementary planes): JSON escapes keep those characters without sending them raw.
+# Control characters are escaped by json.dumps already, lone surrogates replaced by the harvester.
+_NONCHARACTERS = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
+
+
 def _compact_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_NONCHARACTERS)
 
 
 class InvalidMessage(ValueError):

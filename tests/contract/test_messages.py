@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,6 +29,19 @@ def test_the_poc_keys_lead_the_body_as_in_the_poc():
 def test_accents_travel_as_text_not_escapes():
     body = HarvestMessage(**{**MESSAGE.__dict__, "NAME": "Año de publicación ñ"}).to_body()
     assert "Año de publicación ñ" in body
+
+
+# What SQS SendMessage and SNS Publish accept (botocore's SendMessage documentation).
+SQS_CHARACTERS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+def test_characters_sqs_refuses_travel_escaped_and_arrive_unchanged():
+    text = "Datos\uffff \ufffe\x0b\x00 fin 😀"
+    message = HarvestMessage(**{**MESSAGE.__dict__, "NAME": text})
+    notification = DatasetNotification(HASH="a" * 64, processed_at="2026-11-27T00:00:01+00:00", dataset=message)
+    assert SQS_CHARACTERS.fullmatch(message.to_body()) and SQS_CHARACTERS.fullmatch(notification.to_body())
+    assert HarvestMessage.from_body(message.to_body()).NAME == text
+    assert DatasetNotification.from_body(notification.to_body()).dataset.NAME == text
 
 
 @pytest.mark.parametrize("body, reason", [
