@@ -27,11 +27,13 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       1827, 2192, 2557, 2922, 3288, 3653)
 LAMBDA_RUNTIMES = ("python3.11", "python3.12", "python3.13", "python3.14")
 LAMBDA_ARCHITECTURES = ("x86_64", "arm64")
-# EventBridge / Scheduler expressions: rate(1 day), rate(6 hours), cron(0 5 * * ? *).
+# EventBridge Scheduler expressions: rate(1 day), rate(6 hours), cron(0 5 * * ? *) (minutes, hours,
+# day of month, month, day of week, year), at(2030-01-01T05:00:00) (once).
 SCHEDULE_PATTERN = re.compile(
     r"^(rate\(\s*1\s+(minute|hour|day)\s*\)|rate\(\s*([2-9]|[1-9]\d+)\s+(minutes|hours|days)\s*\)"
-    r"|cron\(\s*(\S+\s+){5}\S+\s*\))$"
+    r"|cron\(\s*(?P<cron>(\S+\s+){5}\S+)\s*\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
 )
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#-]+")
 
 
 class ConfigError(ValueError):
@@ -48,6 +50,25 @@ def _one_of(options: tuple) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
         return None if value in options else f"must be one of {', '.join(map(str, options))}"
     return check
+
+
+def _schedule(value: str) -> str | None:
+    """A Scheduler expression; a cron one as AWS's cron rules want it (one of the two day fields
+    `?`: a Unix habit like `cron(0 5 * * * *)` would only fail when the schedule is created)."""
+    if value == "":
+        return None
+    match = SCHEDULE_PATTERN.fullmatch(value)
+    if match is None:
+        return "is malformed (example: rate(1 day) or cron(0 5 * * ? *))"
+    if match["cron"] is not None:
+        fields = match["cron"].split()
+        if not all(_CRON_FIELD.fullmatch(field) for field in fields):
+            return "has a cron field with characters cron does not use"
+        if "?" in "".join(fields[:2] + fields[3:4] + fields[5:]):
+            return "may use ? only in the day-of-month or day-of-week field"
+        if (fields[2] == "?") == (fields[4] == "?"):
+            return "must have ? in exactly one of the day-of-month and day-of-week fields (e.g. cron(0 5 * * ? *))"
+    return None
 
 
 def _matches(pattern: re.Pattern, example: str) -> Callable[[Any], str | None]:
@@ -143,7 +164,19 @@ def _portal(value: str) -> str | None:
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+# S3's other naming rules (general purpose buckets): no adjacent periods (or a period next to a
+# hyphen), not an IP address, none of the reserved prefixes and suffixes.
+_BUCKET_FORBIDDEN = re.compile(r"\.\.|\.-|-\.|^\d+\.\d+\.\d+\.\d+$|^(xn--|sthree-|amzn-s3-demo-)"
+                               r"|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$")
+# ECR's RepositoryName (botocore's model): 2-256 characters.
+_REPO = re.compile(r"^(?=.{2,256}$)[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+
+
+def _bucket(value: str) -> str | None:
+    if not _BUCKET.fullmatch(value) or _BUCKET_FORBIDDEN.search(value):
+        return "is malformed: 3-63 lower-case letters, digits, hyphens and periods, no '..', not an IP address, " \
+               "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3) (example: arti4207-poc-2023)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -172,7 +205,7 @@ class PipelineConfig:
                                                   _in_range(60, 14 * 24 * 3600))
     # Step 4: S3.
     bucket_name: str = _setting("arti4207-poc-2023", "4", "bucket of the harvested datasets",
-                                _matches(_BUCKET, "arti4207-poc-2023"))
+                                _bucket)
     # Step 6: Batch.
     # A name prefix, not a name: a fixed name would make a replacement fail while the job queue
     # still points at the old environment. Batch allows 128 characters, starting with a letter
@@ -185,9 +218,10 @@ class PipelineConfig:
     max_vcpus: int = _setting(1, "6", "max vCPUs of the compute environment (array jobs share them)",
                               _in_range(1, 256))
     subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's default subnets")
-    job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue", _name("Batch job queue name", 128))
+    job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue",
+                                   _name("Batch job queue name", 128, first="A-Za-z0-9"))
     job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",
-                                        _name("Batch job definition name", 128))
+                                        _name("Batch job definition name", 128, first="A-Za-z0-9"))
     job_timeout_seconds: int = _setting(300, "6", "execution timeout of one job attempt (the job stops a "
                                         "margin before it, 30 s of 300, and exits 1 so Batch retries)",
                                         _in_range(60, 1209600))
@@ -202,8 +236,9 @@ class PipelineConfig:
     runnable_time_limit_seconds: int = _setting(
         14400, "-", "a job that cannot start this long for want of capacity, or too large for maxVcpus, "
         "is cancelled (it fails and alerts; the next can start)", _in_range(600, 86400))
-    harvest_schedule: str = _setting("", "-", "EventBridge Scheduler expression; empty: no schedule",
-                                     lambda v: None if v == "" else _matches(SCHEDULE_PATTERN, "rate(1 day)")(v))
+    harvest_schedule: str = _setting("", "-", "EventBridge Scheduler expression: `rate(1 day)`, AWS cron with `?` in "
+                                     "one day field (`cron(0 5 * * ? *)`, UTC) or `at(...)`; empty: no schedule",
+                                     _schedule)
     shards: int = _setting(1, "-", "array size: the selection is split over this many tasks",
                            _in_range(1, 10000))
     # The harvester (PoC main.py).
@@ -293,6 +328,23 @@ class PipelineConfig:
                 f"{self.queue_visibility_timeout_seconds} s each (6 x {PROJECT}:metadataTimeoutSeconds) plus "
                 f"{QUEUE_AGE_ALARM_MARGIN_SECONDS} s for the age alarm, or a failing message expires before it "
                 f"reaches the DLQ (got {self.message_retention_seconds})")
+        # Two settings must not name one thing: SQS answers a second CreateQueue of an existing
+        # queue with that queue, so two stack resources would own one DLQ (and fight over its policy).
+        for kind, names in (
+                ("queue", {"queueName": self.queue_name, "queueName (its DLQ)": self.dead_letter_queue_name,
+                           "criteriaFunctionName (its DLQ)": self.criteria_dead_letter_queue_name,
+                           "topicName (its DLQ)": self.topic_dead_letter_queue_name}),
+                ("function", {"metadataFunctionName": self.metadata_function_name,
+                              "criteriaFunctionName": self.criteria_function_name}),
+                ("topic", {"topicName": self.topic_name, "alertTopicName": self.alert_topic_name})):
+            seen: dict[str, str] = {}
+            for key, value in names.items():
+                if value in seen:
+                    raise ConfigError(f"{PROJECT}:{key} and {PROJECT}:{seen[value].split(' ')[0]} give two {kind}s one "
+                                      f"name, {value!r}: each needs its own")
+                seen[value] = key
+        if len(set(self.alert_emails)) != len(self.alert_emails):
+            raise ConfigError(f"{PROJECT}:alertEmails lists an address twice (got {self.alert_emails!r})")
         # Derived names must be valid too. The field rules keep the DLQ names within SQS's limit
         # today (76 + 4, 64 + 4, 76 + 4); this keeps it so if a rule or the suffix changes.
         for key, value, dlq in (("queueName", self.queue_name, self.dead_letter_queue_name),

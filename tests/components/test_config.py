@@ -53,13 +53,28 @@ def test_added_settings_reject_values_outside_their_range(key, value, message):
     ("maxVcpus", "0", "arti4207:maxVcpus must be between 1 and 256"),
     ("batchSize", "0", "arti4207:batchSize must be between 1 and 10"),
     ("batchSize", "11", "arti4207:batchSize must be between 1 and 10"),
-    ("harvestSchedule", "every day", r"arti4207:harvestSchedule is malformed \(example: rate\(1 day\)\)"),
+    ("harvestSchedule", "every day", r"arti4207:harvestSchedule is malformed \(example: rate\(1 day\)"),
     ("harvestSchedule", "rate(1 days)", "arti4207:harvestSchedule is malformed"),
     ("harvestSchedule", "cron(0 5 * *)", "arti4207:harvestSchedule is malformed"),
+    # AWS's cron: one of the two day fields is ?, the Unix habit fails only when the schedule is created.
+    ("harvestSchedule", "cron(0 5 * * * *)", "arti4207:harvestSchedule must have \\? in exactly one of the day"),
+    ("harvestSchedule", "cron(0 5 ? * ? *)", "arti4207:harvestSchedule must have \\? in exactly one of the day"),
+    ("harvestSchedule", "cron(? 5 * * ? *)", "arti4207:harvestSchedule may use \\? only in the day"),
+    ("harvestSchedule", "cron(0 5 * * ? ;)", "arti4207:harvestSchedule has a cron field with characters"),
     ("useSpot", "yes", r"arti4207:useSpot must be a boolean \(true/false\)"),
     ("lambdaRuntime", "python3.9", "arti4207:lambdaRuntime must be one of python3.11, python3.12"),
     ("logRetentionDays", "2", "arti4207:logRetentionDays must be one of 1, 3, 5"),
     ("bucketName", "Not_A_Bucket", "arti4207:bucketName is malformed"),
+    # S3's other rules: adjacent periods, an IP address, reserved prefixes and suffixes.
+    ("bucketName", "arti4207..poc", "arti4207:bucketName is malformed"),
+    ("bucketName", "arti4207.-poc", "arti4207:bucketName is malformed"),
+    ("bucketName", "192.168.10.20", "arti4207:bucketName is malformed"),
+    ("bucketName", "xn--arti4207", "arti4207:bucketName is malformed"),
+    ("bucketName", "arti4207-s3alias", "arti4207:bucketName is malformed"),
+    ("repositoryName", "a", "arti4207:repositoryName is malformed"),  # ECR: 2-256 characters
+    ("repositoryName", "a" * 257, "arti4207:repositoryName is malformed"),
+    ("jobQueueName", "_ARTI4207-Queue", "arti4207:jobQueueName must be 1-128 characters .* starting with"),
+    ("jobDefinitionName", "-ARTI4207-Job", "arti4207:jobDefinitionName must be 1-128 characters .* starting with"),
     ("inventoryId", "uzcf-b9dh:0", "arti4207:inventoryId is malformed"),
     ("subnetIds", '"subnet-1"', "arti4207:subnetIds must be a list of strings"),
     ("shards", "-1", "arti4207:shards must be between 1 and 10000"),
@@ -69,13 +84,33 @@ def test_invalid_values_name_the_key_and_the_allowed_values(key, value, message)
         PipelineConfig.from_values({key: value})
 
 
+@pytest.mark.parametrize("name", ["arti4207--repo", "arti4207__repo", "equipo/arti4207-repo", "ab"])
+def test_repository_names_ecr_takes_are_accepted(name):
+    assert PipelineConfig.from_values({"repositoryName": name}).repository_name == name
+
+
+@pytest.mark.parametrize("values, message", [
+    # SQS answers a second CreateQueue of one name with the first queue: two resources, one DLQ.
+    ({"topicName": "ARTI4207-Lambda-Criterio"}, "arti4207:topicName .*arti4207:criteriaFunctionName give two queues "
+                                                "one name, 'ARTI4207-Lambda-Criterio-dlq'"),
+    ({"queueName": "ARTI4207-topico"}, "give two queues one name, 'ARTI4207-topico-dlq'"),
+    ({"criteriaFunctionName": "ARTI4207-Lambda"}, "give two functions one name, 'ARTI4207-Lambda'"),
+    ({"alertTopicName": "ARTI4207-topico"}, "give two topics one name, 'ARTI4207-topico'"),
+    ({"alertEmails": '["ops@example.org", "ops@example.org"]'}, "arti4207:alertEmails lists an address twice"),
+])
+def test_two_settings_may_not_name_one_resource(values, message):
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_values(values)
+
+
 def test_unknown_keys_are_rejected_rather_than_ignored():
     with pytest.raises(ConfigError, match="unknown setting.*arti4207:batchsize"):
         PipelineConfig.from_values({"batchsize": "1"})
 
 
-@pytest.mark.parametrize("schedule", ["rate(1 day)", "rate(6 hours)", "rate(30 minutes)",
-                                      "cron(0 5 * * ? *)", ""])
+@pytest.mark.parametrize("schedule", ["rate(1 day)", "rate(6 hours)", "rate(30 minutes)", "cron(0 5 * * ? *)",
+                                      "cron(0/15 6-18 ? * MON-FRI *)", "cron(0 5 L * ? 2027)",
+                                      "at(2030-01-01T05:00:00)", ""])
 def test_well_formed_schedules_are_accepted(schedule):
     assert PipelineConfig.from_values({"harvestSchedule": schedule}).harvest_schedule == schedule
 
@@ -229,9 +264,9 @@ def short(value):
     ("metadataFunctionName", "ARTI4207.Lambda", f"1-64 characters of {CHARS}"),
     ("metadataFunctionName", "L" * 65, f"1-64 characters of {CHARS}"),
     ("criteriaFunctionName", "C" * 65, f"1-64 characters of {CHARS}"),
-    ("jobQueueName", "ARTI4207.Queue", f"1-128 characters of {CHARS}"),
-    ("jobQueueName", "J" * 129, f"1-128 characters of {CHARS}"),
-    ("jobDefinitionName", "ARTI4207.Job", f"1-128 characters of {CHARS}"),
+    ("jobQueueName", "ARTI4207.Queue", f"1-128 characters of {CHARS}, starting with one of A-Za-z0-9"),
+    ("jobQueueName", "J" * 129, f"1-128 characters of {CHARS}, starting with one of A-Za-z0-9"),
+    ("jobDefinitionName", "ARTI4207.Job", f"1-128 characters of {CHARS}, starting with one of A-Za-z0-9"),
     ("tableName", "AB", "3-255 characters of A-Za-z0-9_.-"),
     ("tableName", "ARTI4207 Dynamo", "3-255 characters of A-Za-z0-9_.-"),
     ("tableName", "D" * 256, "3-255 characters of A-Za-z0-9_.-"),
