@@ -121,7 +121,9 @@ def portal_url(options: DemoOptions) -> Iterator[str]:
 
 def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResources, portal: str,
                   options: DemoOptions, log_path: Path, console: Console) -> tuple[int, dict]:
-    """The job's entry point in a subprocess, with the environment its job definition sets."""
+    """The job's entry point in a subprocess, with the environment its job definition sets; with
+    `shards` > 1, one child per array index, one after the other, as Batch would run the array
+    (their summaries merged: the highest exit code, every dataset once)."""
     env = {**os.environ, **aws.environment,
            **config.job_environment(bucket=resources.bucket, queue_url=resources.queue_url)}
     env[JobEnv.SODA_DOMAIN] = portal
@@ -130,22 +132,46 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
     if options.ids:
         env[JobEnv.DATASET_IDS] = ",".join(options.ids)
     env.update(dict(options.extra_job_env))
-    summary: dict = {}
+    children = [{}] if config.shards == 1 else [{JobEnv.ARRAY_INDEX: str(i)} for i in range(config.shards)]
+    exit_code, summaries = 0, []
     with log_path.open("w", encoding="utf-8") as log, _progress(console) as progress:
         task = progress.add_task("harvester (Batch job)", total=None)
-        process = subprocess.Popen([sys.executable, str(HARVESTER)], env=env, cwd=ROOT,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            if match := SELECTED_LINE.search(line):
-                progress.update(task, total=int(match.group(1)))
-            elif DONE_LINE.search(line):
-                progress.advance(task)
-            elif (parsed := parse_summary_line(line)) is not None:
-                summary = parsed
-        exit_code = process.wait()
-    return exit_code, summary
+        selected = 0
+        for child in children:
+            summary: dict = {}
+            process = subprocess.Popen([sys.executable, str(HARVESTER)], env={**env, **child}, cwd=ROOT,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                if match := SELECTED_LINE.search(line):
+                    selected += int(match.group(1))
+                    progress.update(task, total=selected)
+                elif DONE_LINE.search(line):
+                    progress.advance(task)
+                elif (parsed := parse_summary_line(line)) is not None:
+                    summary = parsed
+            exit_code = max(exit_code, process.wait())
+            summaries.append(summary)
+    return exit_code, merge_summaries(summaries)
+
+
+def merge_summaries(summaries: list[dict]) -> dict:
+    """One summary of an array's children: each dataset once (every child reports the inventory
+    rows it rejected), the counts recomputed."""
+    if len(summaries) == 1:
+        return summaries[0]
+    datasets, seen = [], set()
+    for summary in summaries:
+        for entry in summary.get("datasets", []):
+            key = (entry.get("id"), entry.get("status"), entry.get("reason"))
+            if key not in seen:
+                seen.add(key)
+                datasets.append(entry)
+    counts = {status: sum(entry.get("status") == status for entry in datasets)
+              for status in (summaries[0].get("counts") or {})}
+    return {"counts": counts, "datasets": datasets,
+            "exit_code": max((summary.get("exit_code", 1) for summary in summaries), default=1)}
 
 
 # The harvester's log lines (container/harvest.py) that move the progress bar; the outcome itself

@@ -167,6 +167,26 @@ def test_main_names_a_stack_without_settings_file_or_with_a_bad_one(capsys, tmp_
     assert "--stack: Pulumi.bad.yaml: arti4207:batchSize must be between 1 and 10" in capsys.readouterr().err
 
 
+def test_a_sharded_stack_runs_one_harvester_per_array_index_and_covers_the_selection(tmp_path):
+    import dataclasses
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    portal = load_snapshot()
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), shards=3, max_vcpus=3)
+    with LocalAws(config) as aws, PortalServer(portal) as server:
+        result = run_pipeline(aws, server.url, DemoOptions(out=tmp_path), QUIET)
+        assert aws.resources is not None
+        stored = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=aws.resources.bucket)["Contents"]}
+
+    assert result.harvest_exit_code == 0 and result.ok
+    selected = sorted(o.id for o in result.outcomes)
+    assert len(selected) == 4 and len(set(selected)) == 4  # every dataset once, from whichever shard has it
+    assert {dataset_key(i) for i in selected} <= stored
+    assert [r["id"] for r in result.rejected] == ["8ffd-q6x9:0"]  # each child rejects it: reported once
+    log = (tmp_path / "harvest.log").read_text()
+    assert all(f"(shard {i} of 3)" in log for i in (1, 2, 3))
+
+
 def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
     from local.demo import SNAPSHOT
 
