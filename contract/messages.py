@@ -141,8 +141,18 @@ class HarvestMessage(InventoryFields):
             values["columns"] = tuple(Column(**c) for c in data.get("columns") or ())
         except TypeError as error:
             raise InvalidMessage(f"columns: {error}") from None
-        for name in ("OWNER", "NAME", "EMAIL", "CATEGORY"):
-            values[name] = "" if values[name] is None else str(values[name])
+        # Types as the dataclass declares them, so a consumer never meets a None where text is due
+        # or a string where a count is (another producer, a hand-edited replay): text from null is
+        # "", a count must be a whole number or null.
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            if f.type in ("str", str):
+                values[f.name] = "" if values[f.name] is None else str(values[f.name])
+            elif f.type in ("int | None", int | None):
+                value = values[f.name]
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                    raise InvalidMessage(f"{f.name} must be a whole number or null (got {value!r})")
         return cls(**values)
 
 

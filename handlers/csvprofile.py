@@ -162,7 +162,8 @@ class CsvProfiler:
         self._checked: list[int] = []
         self._valid: list[int] = []
         self._fingerprints: list[int] = []
-        self._filled: list[bool] = []  # column has a value on the sample
+        self._first: list[str | None] = []  # column's first sampled value
+        self._varies: list[bool] = []  # column has two different values on the sample
         self._codes: list[tuple[int, str]] = []  # (column, DIVIPOLA kind)
         self._pair: tuple[int, int] | None = None  # (department column, municipality column)
         self._code_checked: list[int] = []
@@ -348,7 +349,8 @@ class CsvProfiler:
         self._valid = [0] * width
         self._empty = [0] * width
         self._fingerprints = [0] * width
-        self._filled = [False] * width
+        self._first = [None] * width
+        self._varies = [False] * width
         self._codes = [(i, kind) for i, name in enumerate(header)
                        if (kind := self._code_names.get(name.strip().casefold()) or code_kind(name))]
         departments = [i for i, kind in self._codes if kind == DEPARTMENT]
@@ -453,7 +455,9 @@ class CsvProfiler:
             self._checked[i] += len(values)
             self._valid[i] += sum(1 for v in values if valid(v))
         self._fingerprints = [hash((fp, column)) for fp, column in zip(self._fingerprints, columns)]
-        self._filled = [filled or any(column) for filled, column in zip(self._filled, columns)]
+        self._first = [column[0] if first is None else first for first, column in zip(self._first, columns)]
+        self._varies = [varies or any(v != first for v in column)
+                        for varies, first, column in zip(self._varies, self._first, columns)]
         for i, kind in self._codes:
             values = [v for v in columns[i] if v]
             self._code_checked[i] += len(values)
@@ -490,8 +494,10 @@ class CsvProfiler:
         seen: set[int] = set()
         duplicates = []
         if self._sampled:
-            for name, fingerprint, filled in zip(header, self._fingerprints, self._filled):
-                if not filled:  # an empty column is completitud's concern, not a duplicate
+            for name, fingerprint, varies in zip(header, self._fingerprints, self._varies):
+                # A column of one value (all empty, or a flag always "No") repeats no other column's
+                # information: emptiness is completitud's concern, a constant is not a copy.
+                if not varies:
                     continue
                 if fingerprint in seen:
                     duplicates.append(name)

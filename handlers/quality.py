@@ -39,7 +39,8 @@ FREQUENCY_DAYS = {
 # allowance there is (a day).
 FREQUENCY_ALIASES = {"diario": "diaria", "tiempo real": "diaria", "en tiempo real": "diaria"}
 # Declared frequencies with no schedule to keep: never late, scored 10 (a choice, docs/criteria.md).
-NO_SCHEDULE = {"no aplica", "n/a", "unica vez", "cuando se requiera", "cuando se requiere", "a demanda"}
+NO_SCHEDULE = {"no aplica", "n/a", "na", "unica vez", "solo una vez", "nunca", "mas de tres anos",
+               "cuando se requiera", "cuando se requiere", "a demanda"}
 MIN_ROWS = 50  # ERR005
 MIN_COLUMNS = 3  # ERR008
 SPARSE_COLUMN = 0.5  # a column more than half empty is penalised (completitud)
@@ -137,6 +138,7 @@ def missing_columns(p: CsvProfile, dataset: HarvestMessage) -> list[str]:
 def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) -> QualityReport:
     """Criteria from a profile; `profile=None` means the object could not be read at all."""
     p = profile or profile_csv([])
+    available = profile is not None
     criteria = tuple(c for c in (
         completitud(p, dataset),
         unicidad(p),
@@ -145,14 +147,14 @@ def score(profile: CsvProfile | None, dataset: HarvestMessage, now: datetime) ->
         exactitud(p, dataset),
         consistencia(p),
         comprensibilidad(p, dataset),
-        trazabilidad(dataset),
+        trazabilidad(dataset, available),
         credibilidad(dataset),
         confidencialidad(p, dataset),
-        portabilidad(p, available=profile is not None),
-        disponibilidad(p, dataset, available=profile is not None),
+        portabilidad(p, available),
+        disponibilidad(p, dataset, available),
         accesibilidad(dataset),
         relevancia(p, dataset),
-        recuperabilidad(dataset),
+        recuperabilidad(dataset, available),
     ) if c is not None)
     codes = []
     if p.rows == 0:
@@ -231,7 +233,7 @@ def actualidad(dataset: HarvestMessage, now: datetime) -> Criterion:
         return Criterion("actualidad", 0.0, inputs)
     age_days = (now.timestamp() - dataset.source_updated_at) / 86400
     out_of_date = age_days > allowed
-    inputs.update(allowed_days=allowed, age_days=round(age_days, 2), out_of_date=out_of_date)
+    inputs.update(allowed_days=allowed, age_days=round(age_days, 4), out_of_date=out_of_date)
     return Criterion("actualidad", 0.0 if out_of_date else 10.0, inputs)
 
 
@@ -255,7 +257,10 @@ def consistencia(p: CsvProfile) -> Criterion | None:
         "consistent_rows": p.code_pairs_consistent})
 
 
-def exactitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
+def exactitud(p: CsvProfile, dataset: HarvestMessage) -> Criterion | None:
+    """None (not scored) without a data row: no value to be exact or not (ERR004 says why)."""
+    if not p.rows:
+        return None
     checked, valid = sum(p.type_checked), sum(p.type_valid)
     inputs = {"checked_cells": checked, "valid_cells": valid, "sampled_rows": p.sampled_rows,
               "by_column": {h: [v, c] for h, c, v in zip(p.header, p.type_checked, p.type_valid) if c}}
@@ -282,9 +287,9 @@ TRACEABILITY_FIELDS = ("created_at", "metadata_updated_at", "source_updated_at",
                        "description", "attribution", "OWNER")
 
 
-def trazabilidad(dataset: HarvestMessage) -> Criterion:
+def trazabilidad(dataset: HarvestMessage, available: bool) -> Criterion:
     filled = [name for name in TRACEABILITY_FIELDS if getattr(dataset, name) not in (None, "")]
-    versioned = _kept_version(dataset)  # "audited access": the same signal as recuperabilidad
+    versioned = available and _kept_version(dataset)  # "audited access": the same signal as recuperabilidad
     no_year = not YEAR.search(dataset.NAME)
     value = 10 * (0.75 * len(filled) / len(TRACEABILITY_FIELDS) + 0.20 * versioned + 0.05 * no_year)
     return Criterion("trazabilidad", _round(value), {
@@ -311,7 +316,10 @@ def sensitivity(name: str) -> int:
     return next((risk for risk, terms in SENSITIVE_TERMS if words & set(terms)), 0)
 
 
-def confidencialidad(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
+def confidencialidad(p: CsvProfile, dataset: HarvestMessage) -> Criterion | None:
+    """None (not scored) without a header: no column seen, so none judged (a missing or empty object)."""
+    if not p.header:
+        return None
     risky = {name: risk for name in display_names(p.header, dataset) if (risk := sensitivity(name))}
     value = max(0, 10 - sum(risky.values()))
     return Criterion("confidencialidad", float(value), {"sensitive_columns": risky})
@@ -357,10 +365,11 @@ def relevancia(p: CsvProfile, dataset: HarvestMessage) -> Criterion:
         "terms": {name: round(value, 4) for name, value in terms.items()}})
 
 
-def recuperabilidad(dataset: HarvestMessage) -> Criterion:
+def recuperabilidad(dataset: HarvestMessage, available: bool) -> Criterion:
     """10 when the evaluated object is a kept S3 version (a versioned bucket keeps every harvest;
-    the DynamoDB item per HASH + ID keeps its history), else 0."""
-    versioned = _kept_version(dataset)
+    the DynamoDB item per HASH + ID keeps its history), else 0: also when S3 could not give that
+    version back (it was deleted: nothing was kept to recover)."""
+    versioned = available and _kept_version(dataset)
     return Criterion("recuperabilidad", 10.0 if versioned else 0.0,
                      {"version_id": dataset.version_id, "versioned": versioned})
 

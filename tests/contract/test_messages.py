@@ -61,11 +61,21 @@ def test_malformed_bodies_are_rejected_with_the_reason(body, reason):
     ("size", -1, "size must be a non-negative integer"),
     ("rows", True, "rows must be a non-negative integer"),
     ("columns", [{"nombre": "x"}], "columns:"),
+    # Counts the criteria compare and subtract: a string would fail the evaluation itself.
+    ("visits", "120", "visits must be a whole number or null"),
+    ("source_updated_at", "2024-01-31T00:00:00.000", "source_updated_at must be a whole number or null"),
+    ("declared_rows", 1.5, "declared_rows must be a whole number or null"),
 ])
 def test_invalid_fields_are_rejected_with_the_field_named(field, value, reason):
     data = {**json.loads(MESSAGE.to_body()), field: value}
     with pytest.raises(InvalidMessage, match=reason):
         HarvestMessage.from_dict(data)
+
+
+def test_null_text_arrives_as_empty_text():
+    data = {**json.loads(MESSAGE.to_body()), "description": None, "license": None, "OWNER": None, "visits": None}
+    message = HarvestMessage.from_dict(data)
+    assert (message.description, message.license, message.OWNER, message.visits) == ("", "", "", None)
 
 
 def test_the_notification_carries_the_harvest_message_and_the_hash():

@@ -69,6 +69,30 @@ def test_unicidad_counts_duplicate_rows_and_columns():
     assert report.criterion("unicidad").inputs["duplicate_columns"] == ["copia"]
 
 
+def test_constant_columns_are_not_duplicates_of_each_other():
+    # SECOP-style flags always "No", and a column always empty: no column is a copy of another.
+    csv = b"id,es_pyme,es_grupo,reversion,vacia,valor\n" + b"".join(b"%d,No,No,No,,%d\n" % (i, i * 7) for i in range(20))
+    report = run(csv, columns=())
+    assert report.criterion("unicidad").inputs["duplicate_columns"] == [] and scores(report)["unicidad"] == 10.0
+    # Two columns that vary and agree still are.
+    csv = b"id,flag,copia\n" + b"".join(b"%d,%s,%s\n" % (i, b"SiNo"[i % 2 * 2:][:2], b"SiNo"[i % 2 * 2:][:2])
+                                         for i in range(20))
+    assert run(csv, columns=()).criterion("unicidad").inputs["duplicate_columns"] == ["copia"]
+
+
+def test_an_object_that_could_not_be_read_or_holds_no_rows_is_not_scored_on_what_it_would_hold():
+    missing = score(None, dataset(), NOW)
+    found = scores(missing)
+    # S3 could not give the version back: nothing kept to recover, no audited access.
+    assert found["recuperabilidad"] == 0.0 and missing.criterion("trazabilidad").inputs["versioned"] is False
+    # No value was seen to be exact, and no column to be judged sensitive: not scored, as
+    # conformidad without code columns.
+    assert "exactitud" not in found and "confidencialidad" not in found
+    header_only = run(b"id,valor,fecha\n")
+    assert "exactitud" not in scores(header_only) and scores(header_only)["confidencialidad"] == 10.0
+    assert scores(header_only)["recuperabilidad"] == 10.0
+
+
 def test_unicidad_of_rows_without_header_cells_is_scored_not_divided_by_zero():
     # A first line holding only a CR parses as a record of no cells: rows but no columns (and
     # none declared, which ERR008 would count).
@@ -327,6 +351,10 @@ def test_recuperabilidad_needs_a_kept_s3_version():
     ("Unica vez", 4000, 10.0, False),
     ("Cuando se requiera", 4000, 10.0, False),
     ("A demanda", 4000, 10.0, False),
+    ("Solo una vez", 4000, 10.0, False),  # datos.gov.co's wording of "Única vez"
+    ("Nunca", 4000, 10.0, False),
+    ("Más de tres años", 4000, 10.0, False),  # no bound on the wait: it can never be shown late
+    ("NA", 4000, 10.0, False),
 ])
 def test_actualidad_accepts_spelling_variants_and_no_schedule_frequencies(frequency, age_days, expected, err015):
     report = run(b"id,valor,fecha\n1,2,2026-01-01\n",
