@@ -168,7 +168,7 @@ def merge_summaries(summaries: list[dict]) -> dict:
             if key not in seen:
                 seen.add(key)
                 datasets.append(entry)
-    statuses = next((summary["counts"] for summary in summaries if summary.get("counts")), {})  # a crashed child has none
+    statuses: dict = next((summary["counts"] for summary in summaries if summary.get("counts")), {})  # a crashed child has none
     counts = {status: sum(entry.get("status") == status for entry in datasets) for status in statuses}
     return {"counts": counts, "datasets": datasets,
             "exit_code": max((summary.get("exit_code", 1) for summary in summaries), default=1)}
