@@ -123,7 +123,7 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
                   options: DemoOptions, log_path: Path, console: Console) -> tuple[int, dict]:
     """The job's entry point in a subprocess, with the environment its job definition sets; with
     `shards` > 1, one child per array index, one after the other, as Batch would run the array
-    (their summaries merged: the highest exit code, every dataset once)."""
+    (their summaries merged: the first failing exit code, every dataset once)."""
     env = {**os.environ, **aws.environment,
            **config.job_environment(bucket=resources.bucket, queue_url=resources.queue_url)}
     env[JobEnv.SODA_DOMAIN] = portal
@@ -151,7 +151,8 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
                     progress.advance(task)
                 elif (parsed := parse_summary_line(line)) is not None:
                     summary = parsed
-            exit_code = max(exit_code, process.wait())
+            code = process.wait()
+            exit_code = exit_code or code  # the first failure (a signal's is negative: not max())
             summaries.append(summary)
     return exit_code, merge_summaries(summaries)
 
