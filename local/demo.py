@@ -153,15 +153,24 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
                     summary = parsed
             code = process.wait()
             exit_code = exit_code or code  # the first failure (a signal's is negative: not max())
-            summaries.append(summary)
+            summaries.append({**summary, "process_exit_code": code})
     return exit_code, merge_summaries(summaries)
 
 
 def merge_summaries(summaries: list[dict]) -> dict:
     """One summary of an array's children: each dataset once (every child reports the inventory
-    rows it rejected), the counts recomputed."""
+    rows it rejected), the counts recomputed, and `job_failures` naming each child that crashed
+    before its summary or exited otherwise than its summary said (its datasets are missing)."""
     if len(summaries) == 1:
-        return summaries[0]
+        return {k: v for k, v in summaries[0].items() if k != "process_exit_code"}
+    failures = []
+    for index, summary in enumerate(summaries):
+        code = summary.get("process_exit_code")
+        if "exit_code" not in summary:
+            failures.append(f"array child {index} exited with {code} without its summary (see out/harvest.log)")
+        elif summary["exit_code"] != code:
+            failures.append(f"array child {index} exited with {code} after a summary saying {summary['exit_code']} "
+                            "(see out/harvest.log)")
     datasets, seen = [], set()
     for summary in summaries:
         for entry in summary.get("datasets", []):
@@ -171,7 +180,7 @@ def merge_summaries(summaries: list[dict]) -> dict:
                 datasets.append(entry)
     statuses: dict = next((summary["counts"] for summary in summaries if summary.get("counts")), {})  # a crashed child has none
     counts = {status: sum(entry.get("status") == status for entry in datasets) for status in statuses}
-    return {"counts": counts, "datasets": datasets,
+    return {"counts": counts, "datasets": datasets, "job_failures": failures,
             "exit_code": max((summary.get("exit_code", 1) for summary in summaries), default=1)}
 
 
@@ -351,6 +360,8 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
     elif summary.get("exit_code") != exit_code:
         outcome("job").failures.append(f"harvester exited with {exit_code} after a summary saying "
                                        f"{summary.get('exit_code')} (see out/harvest.log)")
+    for failure in summary.get("job_failures", []):  # an array child's (see merge_summaries)
+        outcome("job").failures.append(failure)
 
     items = aws.client("dynamodb").get_paginator("scan").paginate(TableName=resources.table)
     from boto3.dynamodb.types import TypeDeserializer

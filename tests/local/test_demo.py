@@ -187,6 +187,31 @@ def test_a_sharded_stack_runs_one_harvester_per_array_index_and_covers_the_selec
     assert all(f"(shard {i} of 3)" in log for i in (1, 2, 3))
 
 
+def test_a_sharded_run_whose_child_crashed_before_its_summary_is_a_failure(tmp_path, monkeypatch):
+    import dataclasses
+
+    import local.demo
+
+    # Array child 0 dies before its summary (exit 1, as a traceback would); the others run the job.
+    wrapper = tmp_path / "crashing_harvester.py"
+    wrapper.write_text(f"""import os, runpy, sys
+if os.environ["{JobEnv.ARRAY_INDEX}"] == "0":
+    raise SystemExit("boom")
+sys.argv = [{str(local.demo.HARVESTER)!r}]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+    monkeypatch.setattr(local.demo, "HARVESTER", wrapper)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), shards=2, max_vcpus=2)
+    with LocalAws(config) as aws, PortalServer(load_snapshot()) as server:
+        result = run_pipeline(aws, server.url, DemoOptions(out=tmp_path / "out"), QUIET)
+
+    assert result.harvest_exit_code == 1 and not result.ok
+    [job] = [o for o in result.outcomes if o.id == "job"]
+    assert job.failures == ["array child 0 exited with 1 without its summary (see out/harvest.log)"]
+
+
 def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
     from local.demo import SNAPSHOT
 
