@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -34,6 +35,8 @@ SCHEDULE_PATTERN = re.compile(
     r"|cron\(\s*(?P<cron>(\S+\s+){5}\S+)\s*\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
 )
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#-]+")
+_CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (1, 7), (1970, 2199))
 
 
 class ConfigError(ValueError):
@@ -60,14 +63,25 @@ def _schedule(value: str) -> str | None:
     match = SCHEDULE_PATTERN.fullmatch(value)
     if match is None:
         return "is malformed (example: rate(1 day) or cron(0 5 * * ? *))"
+    if value.startswith("at("):
+        try:
+            datetime.fromisoformat(value[3:-1])
+        except ValueError:
+            return "has no such date and time in at(...)"
+        return None
     if match["cron"] is not None:
         fields = match["cron"].split()
         if not all(_CRON_FIELD.fullmatch(field) for field in fields):
             return "has a cron field with characters cron does not use"
-        if "?" in "".join(fields[:2] + fields[3:4] + fields[5:]):
-            return "may use ? only in the day-of-month or day-of-week field"
+        if "?" in "".join(fields[:2] + fields[3:4] + fields[5:]) or any("?" in day and day != "?" for day in (fields[2], fields[4])):
+            return "may use ? only as the whole day-of-month or day-of-week field"
         if (fields[2] == "?") == (fields[4] == "?"):
             return "must have ? in exactly one of the day-of-month and day-of-week fields (e.g. cron(0 5 * * ? *))"
+        for name, field, (low, high) in zip(_CRON_FIELDS, fields, _CRON_RANGES):
+            for mark, number in re.findall(r"([/#]?)(\d+)", field):
+                top = {"/": high, "#": 5}.get(mark, high)
+                if not (1 if mark else low) <= int(number) <= top:
+                    return f"has {mark}{number} in the {name} field of cron (allowed: {1 if mark else low}-{top})"
     return None
 
 

@@ -59,7 +59,14 @@ def test_added_settings_reject_values_outside_their_range(key, value, message):
     # AWS's cron: one of the two day fields is ?, the Unix habit fails only when the schedule is created.
     ("harvestSchedule", "cron(0 5 * * * *)", "arti4207:harvestSchedule must have \\? in exactly one of the day"),
     ("harvestSchedule", "cron(0 5 ? * ? *)", "arti4207:harvestSchedule must have \\? in exactly one of the day"),
-    ("harvestSchedule", "cron(? 5 * * ? *)", "arti4207:harvestSchedule may use \\? only in the day"),
+    ("harvestSchedule", "cron(? 5 * * ? *)", "arti4207:harvestSchedule may use \\? only as the whole day"),
+    ("harvestSchedule", "cron(0 5 ?,1 * ? *)", "arti4207:harvestSchedule may use \\? only as the whole day"),
+    ("harvestSchedule", "cron(60 5 * * ? *)", "has 60 in the minutes field of cron \\(allowed: 0-59\\)"),
+    ("harvestSchedule", "cron(0 5 32 * ? *)", "has 32 in the day-of-month field of cron \\(allowed: 1-31\\)"),
+    ("harvestSchedule", "cron(0 5 ? * 8 *)", "has 8 in the day-of-week field of cron \\(allowed: 1-7\\)"),
+    ("harvestSchedule", "cron(0 5 ? * 6#6 *)", "has #6 in the day-of-week field of cron \\(allowed: 1-5\\)"),
+    ("harvestSchedule", "cron(0/0 5 * * ? *)", "has /0 in the minutes field of cron"),
+    ("harvestSchedule", "at(2030-13-45T25:61:61)", "arti4207:harvestSchedule has no such date and time"),
     ("harvestSchedule", "cron(0 5 * * ? ;)", "arti4207:harvestSchedule has a cron field with characters"),
     ("useSpot", "yes", r"arti4207:useSpot must be a boolean \(true/false\)"),
     ("lambdaRuntime", "python3.9", "arti4207:lambdaRuntime must be one of python3.11, python3.12"),
@@ -109,7 +116,8 @@ def test_unknown_keys_are_rejected_rather_than_ignored():
 
 
 @pytest.mark.parametrize("schedule", ["rate(1 day)", "rate(6 hours)", "rate(30 minutes)", "cron(0 5 * * ? *)",
-                                      "cron(0/15 6-18 ? * MON-FRI *)", "cron(0 5 L * ? 2027)",
+                                      "cron(0/15 6-18 ? * MON-FRI *)", "cron(0 5 L * ? 2027)", "cron(0 5 ? * 6#3 *)",
+                                      "cron(0 5 15W * ? *)", "cron(0 5 ? * 6L *)", "cron(0 5 1,15 JAN-JUN ? *)",
                                       "at(2030-01-01T05:00:00)", ""])
 def test_well_formed_schedules_are_accepted(schedule):
     assert PipelineConfig.from_values({"harvestSchedule": schedule}).harvest_schedule == schedule
