@@ -157,20 +157,24 @@ def run_harvester(aws: LocalAws, config: PipelineConfig, resources: StackResourc
     return exit_code, merge_summaries(summaries)
 
 
+def exit_problem(who: str, summary: dict, exit_code: int) -> str | None:
+    """Why a harvester run is a failure of the job itself, or None: it crashed (a traceback exits 1
+    too) or was killed before its summary, or its exit code is not the one its summary gives."""
+    if "exit_code" not in summary:
+        return f"{who} exited with {exit_code} without its summary (see out/harvest.log)"
+    if summary["exit_code"] != exit_code:
+        return f"{who} exited with {exit_code} after a summary saying {summary['exit_code']} (see out/harvest.log)"
+    return None
+
+
 def merge_summaries(summaries: list[dict]) -> dict:
     """One summary of an array's children: each dataset once (every child reports the inventory
     rows it rejected), the counts recomputed, and `job_failures` naming each child that crashed
     before its summary or exited otherwise than its summary said (its datasets are missing)."""
     if len(summaries) == 1:
         return {k: v for k, v in summaries[0].items() if k != "process_exit_code"}
-    failures = []
-    for index, summary in enumerate(summaries):
-        code = summary.get("process_exit_code")
-        if "exit_code" not in summary:
-            failures.append(f"array child {index} exited with {code} without its summary (see out/harvest.log)")
-        elif summary["exit_code"] != code:
-            failures.append(f"array child {index} exited with {code} after a summary saying {summary['exit_code']} "
-                            "(see out/harvest.log)")
+    failures = [problem for index, summary in enumerate(summaries)
+                if (problem := exit_problem(f"array child {index}", summary, summary["process_exit_code"]))]
     datasets, seen = [], set()
     for summary in summaries:
         for entry in summary.get("datasets", []):
@@ -354,12 +358,8 @@ def collect_outcomes(aws: LocalAws, resources: StackResources, summary: dict, ex
         item.harvest = entry.get("status", "")
         if entry.get("status") == FAILED:
             item.failures.append(f"harvest failed: {entry.get('reason', 'unknown reason')}")
-    if not summary:  # it crashed (a traceback exits 1 too) or was killed before its summary
-        outcome("job").failures.append(f"harvester exited with {exit_code} without its summary "
-                                       "(see out/harvest.log)")
-    elif summary.get("exit_code") != exit_code:
-        outcome("job").failures.append(f"harvester exited with {exit_code} after a summary saying "
-                                       f"{summary.get('exit_code')} (see out/harvest.log)")
+    if problem := exit_problem("harvester", summary, exit_code):
+        outcome("job").failures.append(problem)
     for failure in summary.get("job_failures", []):  # an array child's (see merge_summaries)
         outcome("job").failures.append(failure)
 
