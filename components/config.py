@@ -32,11 +32,12 @@ LAMBDA_ARCHITECTURES = ("x86_64", "arm64")
 # day of month, month, day of week, year), at(2030-01-01T05:00:00) (once).
 SCHEDULE_PATTERN = re.compile(
     r"^(rate\(\s*1\s+(minute|hour|day)\s*\)|rate\(\s*([2-9]|[1-9]\d+)\s+(minutes|hours|days)\s*\)"
-    r"|cron\(\s*(?P<cron>(\S+\s+){5}\S+)\s*\)|at\(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\))$"
+    r"|cron\(\s*(?P<cron>(\S+\s+){5}\S+)\s*\)|at\((?P<at>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\))$"
 )
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*?,/#-]+")
 _CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (1, 7), (1970, 2199))
+_CRON_DAY_FIELDS = (2, 4)  # day of month, day of week: one of them is `?`, and nothing else is
 
 
 class ConfigError(ValueError):
@@ -63,9 +64,9 @@ def _schedule(value: str) -> str | None:
     match = SCHEDULE_PATTERN.fullmatch(value)
     if match is None:
         return "is malformed (example: rate(1 day) or cron(0 5 * * ? *))"
-    if value.startswith("at("):
+    if match["at"] is not None:
         try:
-            datetime.fromisoformat(value[3:-1])
+            datetime.fromisoformat(match["at"])
         except ValueError:
             return "has no such date and time in at(...)"
         return None
@@ -73,9 +74,9 @@ def _schedule(value: str) -> str | None:
         fields = match["cron"].split()
         if not all(_CRON_FIELD.fullmatch(field) for field in fields):
             return "has a cron field with characters cron does not use"
-        if "?" in "".join(fields[:2] + fields[3:4] + fields[5:]) or any("?" in day and day != "?" for day in (fields[2], fields[4])):
+        if any("?" in field and not (i in _CRON_DAY_FIELDS and field == "?") for i, field in enumerate(fields)):
             return "may use ? only as the whole day-of-month or day-of-week field"
-        if (fields[2] == "?") == (fields[4] == "?"):
+        if [fields[i] for i in _CRON_DAY_FIELDS].count("?") != 1:
             return "must have ? in exactly one of the day-of-month and day-of-week fields (e.g. cron(0 5 * * ? *))"
         for name, field, (low, high) in zip(_CRON_FIELDS, fields, _CRON_RANGES):
             for mark, number in re.findall(r"([/#]?)(\d+)", field):

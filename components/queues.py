@@ -1,7 +1,7 @@
 """SQS queues as every queue of this stack is: SQS-managed encryption, a TLS-only policy; and
 dead-letter queues, kept `deadLetterRetentionSeconds` (14 days), with an alarm on their first
-message. Every alarm notifies
-the stack's alerts topic (components.alerts), when it fires and when it clears."""
+message. Every alarm notifies the stack's alerts topic (components.alerts), when it fires and
+when it clears."""
 
 from __future__ import annotations
 
