@@ -186,6 +186,9 @@ class CsvProfiler:
         lines, self._carry = data[:cut], data[cut:]
         while lines:  # an overflow inside the block hands the rest to the skip, and back
             lines = self._skip(lines) if self._skipping else self._block(lines)
+        # At most PATTERN_LIMIT patterns plus one chunk's are ever kept.
+        if len(self._patterns) + len(self._pairs) + len(self._flags) > PATTERN_LIMIT:
+            self._fold_patterns()
         if self._skipping:  # the partial line belongs to the dropped record too
             self._skip(self._carry)
             self._carry = b""
@@ -380,7 +383,6 @@ class CsvProfiler:
         self._rows += len(lines)
         self._distinct.add(lines)
         self._patterns.update(_pattern_lines(block))
-        self._bound_patterns()
         sample = _sample(lines, base, self._sample_head, self._sample_step)
         if sample:
             self._check([line.decode("utf-8", "replace").split(",") for line in sample])
@@ -391,7 +393,6 @@ class CsvProfiler:
         self._rows += len(lines)
         self._distinct.add(lines)
         self._pairs.update(patterns)
-        self._bound_patterns()
         sample = _sample(lines, base, self._sample_head, self._sample_step)
         if sample:
             self._check([_split_clean(line) for line in sample])
@@ -418,7 +419,6 @@ class CsvProfiler:
             fast = [record for record, ok in zip(records, clean) if ok]
             self._pairs.update(_quoted_patterns(b"\n".join(fast) + b"\n"))
         self._flags.update(tuple(map(not_, row)) for _, row in kept if row is not None)
-        self._bound_patterns()
         sample = _sample(kept, base, self._sample_head, self._sample_step)
         if sample:
             self._check([_split_clean(record) if row is None else row for record, row in sample])
@@ -467,10 +467,6 @@ class CsvProfiler:
             verdicts = [consistent(row[department], row[municipality]) for row in rows]
             self._code_pairs += sum(1 for v in verdicts if v is not None)
             self._code_pairs_consistent += sum(1 for v in verdicts if v)
-
-    def _bound_patterns(self) -> None:
-        if len(self._patterns) + len(self._pairs) + len(self._flags) > PATTERN_LIMIT:
-            self._fold_patterns()
 
     def _fold_patterns(self) -> None:
         """Adds the patterns counted so far to the per-column totals, and forgets them."""
