@@ -289,7 +289,7 @@ TRACEABILITY_FIELDS = ("created_at", "metadata_updated_at", "source_updated_at",
 
 def trazabilidad(dataset: HarvestMessage, available: bool) -> Criterion:
     filled = [name for name in TRACEABILITY_FIELDS if getattr(dataset, name) not in (None, "")]
-    versioned = available and _kept_version(dataset)  # "audited access": the same signal as recuperabilidad
+    versioned = _kept_version(dataset, available)  # "audited access": the same signal as recuperabilidad
     no_year = not YEAR.search(dataset.NAME)
     value = 10 * (0.75 * len(filled) / len(TRACEABILITY_FIELDS) + 0.20 * versioned + 0.05 * no_year)
     return Criterion("trazabilidad", _round(value), {
@@ -369,15 +369,16 @@ def recuperabilidad(dataset: HarvestMessage, available: bool) -> Criterion:
     """10 when the evaluated object is a kept S3 version (a versioned bucket keeps every harvest;
     the DynamoDB item per HASH + ID keeps its history), else 0: also when S3 could not give that
     version back (it was deleted: nothing was kept to recover)."""
-    versioned = available and _kept_version(dataset)
+    versioned = _kept_version(dataset, available)
     return Criterion("recuperabilidad", 10.0 if versioned else 0.0,
                      {"version_id": dataset.version_id, "versioned": versioned})
 
 
 # Helpers.
-def _kept_version(dataset: HarvestMessage) -> bool:
+def _kept_version(dataset: HarvestMessage, available: bool) -> bool:
     # "null" is the version of an object put while versioning was off: the next put replaces it.
-    return bool(dataset.version_id) and dataset.version_id != NULL_VERSION
+    # Not `available`: S3 could not give the version back (deleted), so it was not kept.
+    return available and bool(dataset.version_id) and dataset.version_id != NULL_VERSION
 
 
 def _norm(text: str) -> str:
