@@ -44,7 +44,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from contract import Item, LambdaEnv, Table, criteria_key
+from contract import Item, LambdaEnv, Table, criteria_key, dataset_key
 from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
 from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE
@@ -168,12 +168,22 @@ def store_report(notification: DatasetNotification, report: QualityReport) -> bo
     return True
 
 
+def parse_notification(body: str, bucket: str) -> DatasetNotification:
+    """The notification, if it names a stored dataset of this stack: its bucket and its `{ID}/{ID}.csv`
+    key (as the metadata Lambda checks its message), so no publisher can have one dataset's report
+    written from another's object."""
+    notification = DatasetNotification.from_body(body)
+    if notification.dataset.bucket != bucket:
+        raise InvalidMessage(f"bucket {notification.dataset.bucket!r} is not the configured bucket")
+    if notification.dataset.key != dataset_key(notification.ID):
+        raise InvalidMessage(f"key {notification.dataset.key!r} is not {dataset_key(notification.ID)!r}")
+    return notification
+
+
 def process_record(record: SNSEventRecord, now: datetime) -> QualityReport:
     logger.remove_keys(["dataset_id"])
     try:
-        notification = DatasetNotification.from_body(record.sns.message)
-        if notification.dataset.bucket != env(LambdaEnv.BUCKET):
-            raise InvalidMessage(f"bucket {notification.dataset.bucket!r} is not the configured bucket")
+        notification = parse_notification(record.sns.message, env(LambdaEnv.BUCKET))
     except InvalidMessage as error:
         logger.error("Malformed notification: failing so it reaches the on-failure destination",
                      extra={"reason": str(error), "sns_message_id": record.sns.message_id})

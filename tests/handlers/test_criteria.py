@@ -68,6 +68,16 @@ def test_notification_for_another_bucket_is_malformed(aws, caplog):
     assert "is not the configured bucket" in logged(caplog)
 
 
+def test_notification_for_another_datasets_object_is_malformed(aws, caplog):
+    event = notify(aws, GOOD)
+    body = json.loads(event["Records"][0]["Sns"]["Message"])
+    body["key"] = "abcd-1234/abcd-1234.csv"  # a real object of the bucket, but not this dataset's
+    with pytest.raises(InvalidMessage, match="is not 'gt2j-8ykr/gt2j-8ykr.csv'"):
+        criteria.handler(sns_event(json.dumps(body)), Context())
+    assert "Malformed notification" in logged(caplog)
+    assert [Item.CRITERIA in item for item in aws.items()] == [False]  # the metadata item, unscored
+
+
 def test_missing_object_is_stored_as_unavailable(aws, caplog):
     event = notify(aws, GOOD)
     message = DatasetNotification.from_body(event["Records"][0]["Sns"]["Message"])
