@@ -19,7 +19,7 @@ import pulumi_docker as docker
 
 from components import alerts, artifacts, iam, logs, queues
 from components.config import JOB_EGRESS_PORT, PROJECT, PipelineConfig
-from contract import JobEnv, JobExit, Services
+from contract import DATASET_KEY_PATTERN, JobEnv, JobExit, Services
 
 # The job definition's command. The PoC ran /workspace/main.py; the image now holds container/ and
 # contract/ (the names the job shares with the Lambdas) side by side under /workspace.
@@ -334,7 +334,7 @@ class Ingestion(pulumi.ComponentResource):
                 iam.allow("StoreDatasets", ["s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectTagging",
                                             "s3:GetObjectVersionTagging", "s3:PutObject", "s3:PutObjectTagging",
                                             "s3:PutObjectVersionTagging"],
-                          [iam.objects_arn(self.bucket.arn)]),
+                          [iam.objects_arn(self.bucket.arn, DATASET_KEY_PATTERN)]),
                 iam.allow("AnnounceDatasets", ["sqs:SendMessage"], [self.queue.arn]),
             ),
             self, "Batch job role of the harvester: store datasets in the bucket, announce them on the queue",

@@ -18,10 +18,9 @@ import pulumi_aws as aws
 from components import iam, queues
 from components.config import PipelineConfig
 from components.functions import python_function
+from contract import CRITERIA_KEY_PATTERN, DATASET_KEY_PATTERN
 
 CRITERIA_HANDLER = "handlers.criteria.handler"
-# Quality reports go next to the data (contract.criteria_key): the only key the Lambda may write.
-CRITERIA_OBJECT_PATTERN = "*/criteria.json"
 
 
 @dataclass
@@ -66,9 +65,9 @@ class Notification(pulumi.ComponentResource):
                 # instead of AccessDenied (which would only be retried).
                 iam.allow("ListBucket", ["s3:ListBucket"], [args.bucket_arn]),
                 iam.allow("ReadDatasets", ["s3:GetObject", "s3:GetObjectVersion"],
-                          [iam.objects_arn(args.bucket_arn)]),
+                          [iam.objects_arn(args.bucket_arn, DATASET_KEY_PATTERN)]),
                 iam.allow("StoreReports", ["s3:PutObject"],
-                          [iam.objects_arn(args.bucket_arn, CRITERIA_OBJECT_PATTERN)]),
+                          [iam.objects_arn(args.bucket_arn, CRITERIA_KEY_PATTERN)]),
                 iam.allow("ScoreItems", ["dynamodb:UpdateItem"], [args.table_arn]),
                 iam.allow("KeepFailedEvents", ["sqs:SendMessage"], [self.dead_letter_queue.arn]),
             ],

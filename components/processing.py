@@ -15,7 +15,7 @@ import pulumi_aws as aws
 from components import iam
 from components.config import PipelineConfig
 from components.functions import python_function
-from contract import Table
+from contract import DATASET_KEY_PATTERN, Table
 
 METADATA_HANDLER = "handlers.metadata.handler"
 
@@ -71,7 +71,7 @@ class Processing(pulumi.ComponentResource):
                 # 403 can only be a permission problem, which fails the record (and then alarms).
                 iam.allow("ListBucket", ["s3:ListBucket"], [args.bucket_arn]),
                 iam.allow("ReadDatasets", ["s3:GetObject", "s3:GetObjectVersion"],
-                          [iam.objects_arn(args.bucket_arn)]),
+                          [iam.objects_arn(args.bucket_arn, DATASET_KEY_PATTERN)]),
                 iam.allow("CatalogueDatasets", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                           [self.table.arn]),
                 iam.allow("AnnounceProcessed", ["sns:Publish"], [self.topic.arn]),

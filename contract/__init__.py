@@ -51,6 +51,13 @@ def portal_port(domain: str) -> int:
     return 443 if split_domain(domain)[0] == "https://" else 80
 
 
+# IAM resource patterns of those keys (`*` spans `/` in IAM, as in fnmatch): each role may touch
+# only the kind of object it handles, so the harvester, which runs on internet data, cannot
+# overwrite a quality report, nor the criteria Lambda a dataset.
+DATASET_KEY_PATTERN = "*/*.csv"
+CRITERIA_KEY_PATTERN = "*/criteria.json"
+
+
 def dataset_key(dataset_id: str) -> str:
     """S3 key of a stored dataset (the PoC's `{ID}/{ID}.csv`)."""
     if not is_dataset_id(dataset_id):

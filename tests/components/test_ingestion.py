@@ -343,7 +343,7 @@ def test_job_role_may_only_store_in_this_bucket_and_send_to_this_queue(dev):
     assert s["StoreDatasets"]["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:GetObjectTagging",
                                             "s3:GetObjectVersionTagging", "s3:PutObject", "s3:PutObjectTagging",
                                             "s3:PutObjectVersionTagging"]
-    assert s["StoreDatasets"]["Resource"] == [f"{bucket}/*"]
+    assert s["StoreDatasets"]["Resource"] == [f"{bucket}/*/*.csv"]  # datasets only: no criteria.json
     assert s["AnnounceDatasets"] == {"Sid": "AnnounceDatasets", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                                      "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:ARTI4207-SQS"]}
     assert set(s) == {"ListBucket", "StoreDatasets", "AnnounceDatasets"}

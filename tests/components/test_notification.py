@@ -89,7 +89,7 @@ def test_criteria_role_may_write_only_quality_reports(dev):
     granted = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]}
     assert granted == {
         "ListBucket": (["s3:ListBucket"], [f"arn:aws:s3:::{BUCKET}"]),
-        "ReadDatasets": (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/*"]),
+        "ReadDatasets": (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/*/*.csv"]),
         "StoreReports": (["s3:PutObject"], [f"arn:aws:s3:::{BUCKET}/*/criteria.json"]),
         "ScoreItems": (["dynamodb:UpdateItem"], [TABLE_ARN]),
         "KeepFailedEvents": (["sqs:SendMessage"], [DLQ_ARN]),

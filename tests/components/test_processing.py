@@ -102,7 +102,7 @@ def test_metadata_role_names_exactly_the_resources_it_uses(dev):
     granted = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]}
     assert granted == {
         "ListBucket": (["s3:ListBucket"], [f"arn:aws:s3:::{BUCKET}"]),
-        "ReadDatasets": (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/*"]),
+        "ReadDatasets": (["s3:GetObject", "s3:GetObjectVersion"], [f"arn:aws:s3:::{BUCKET}/*/*.csv"]),
         "CatalogueDatasets": (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                               [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ARTI4207-Dynamo"]),
         "AnnounceProcessed": (["sns:Publish"], [f"arn:aws:sns:{REGION}:{ACCOUNT}:ARTI4207-topico"]),

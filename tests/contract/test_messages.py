@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
 import pytest
 
-from contract import criteria_key, dataset_key, is_dataset_id
+from contract import CRITERIA_KEY_PATTERN, DATASET_KEY_PATTERN, criteria_key, dataset_key, is_dataset_id
 from contract.messages import Column, DatasetNotification, HarvestMessage, InvalidMessage
 
 MESSAGE = HarvestMessage(
@@ -90,6 +91,14 @@ def test_the_notification_carries_the_harvest_message_and_the_hash():
 def test_four_by_four_ids_are_ids(value):
     assert is_dataset_id(value)
     assert dataset_key(value) == f"{value}/{value}.csv" and criteria_key(value) == f"{value}/criteria.json"
+
+
+def test_each_key_matches_only_its_own_iam_pattern():
+    # IAM's `*` spans `/`, as fnmatch's does.
+    assert fnmatch.fnmatchcase(dataset_key("gt2j-8ykr"), DATASET_KEY_PATTERN)
+    assert not fnmatch.fnmatchcase(criteria_key("gt2j-8ykr"), DATASET_KEY_PATTERN)
+    assert fnmatch.fnmatchcase(criteria_key("gt2j-8ykr"), CRITERIA_KEY_PATTERN)
+    assert not fnmatch.fnmatchcase(dataset_key("gt2j-8ykr"), CRITERIA_KEY_PATTERN)
 
 
 @pytest.mark.parametrize("value", ["", "8ffd-q6x9:0", "../x", "GT2J-8YKR", "gt2j8ykr", None, "gt2j-8ykr/"])
