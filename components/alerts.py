@@ -55,7 +55,7 @@ class Alerts(pulumi.ComponentResource):
                     # Only this account's alarms and rules (the confused-deputy guard).
                     "Condition": {"StringEquals": {"aws:SourceAccount": account}},
                 },
-                iam.deny_insecure_transport("DenyInsecureTransport", "sns", [self.topic.arn]),
+                iam.deny_insecure_transport("DenyInsecureTransport", "sns:Publish", [self.topic.arn]),
             ),
             opts=child,
         )

@@ -22,16 +22,18 @@ def allow(sid: str, actions: Sequence[str], resources: Sequence[pulumi.Input[str
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": list(resources)}
 
 
-def deny_insecure_transport(sid: str, service: str, resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
-    """The resource-policy statement refusing plain-HTTP requests (S3.5 and its SQS equivalent).
+def deny_insecure_transport(sid: str, action: str, resources: Sequence[pulumi.Input[str]]) -> dict[str, Any]:
+    """The resource-policy statement refusing plain-HTTP requests (S3.5 and its SQS and SNS equivalents).
 
-    Denying every action of the service is the documented pattern: a Deny cannot widen access.
+    `action` as each service documents the pattern: every action (`s3:*`, `sqs:*`) for buckets and
+    queues, `sns:Publish` for topics (a topic policy names SNS's own topic actions). A Deny cannot
+    widen access.
     """
     return {
         "Sid": sid,
         "Effect": "Deny",
         "Principal": "*",
-        "Action": f"{service}:*",
+        "Action": action,
         "Resource": list(resources),
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }

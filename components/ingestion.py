@@ -228,7 +228,7 @@ class Ingestion(pulumi.ComponentResource):
         self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-bucket-policy", bucket=self.bucket.id,
             policy=iam.document(iam.deny_insecure_transport(
-                "DenyInsecureTransport", "s3", [self.bucket.arn, iam.objects_arn(self.bucket.arn)])),
+                "DenyInsecureTransport", "s3:*", [self.bucket.arn, iam.objects_arn(self.bucket.arn)])),
             # A bucket policy cannot be attached while the public access block is being set.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]))
 

@@ -55,6 +55,14 @@ class Processing(pulumi.ComponentResource):
             kms_master_key_id="alias/aws/sns",  # SNS.1; the AWS-managed key needs no key policy of ours
             opts=child,
         )
+        # Publishing over plain HTTP refused, as the bucket and the queues refuse it. Only a Deny: this
+        # account's roles publish and subscribe through their own IAM policies.
+        self.topic_policy = aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=iam.document(iam.deny_insecure_transport("DenyInsecureTransport", "sns:Publish", [self.topic.arn])),
+            opts=child,
+        )
 
         self.function, self.role, self.log_group, policy = python_function(
             f"{name}-metadata",

@@ -29,7 +29,7 @@ def queue(name: str, *, queue_name: str, retention_seconds: int, parent: pulumi.
     aws.sqs.QueuePolicy(
         f"{name}-policy", queue_url=created.url,
         policy=iam.document(*({**statement, "Resource": created.arn} for statement in allow),
-                            iam.deny_insecure_transport("DenyInsecureTransport", "sqs", [created.arn])),
+                            iam.deny_insecure_transport("DenyInsecureTransport", "sqs:*", [created.arn])),
         opts=pulumi.ResourceOptions(parent=parent))
     return created
 

@@ -110,7 +110,7 @@ def test_the_alerts_topic_may_be_published_to_by_this_accounts_alarms_and_rules_
     topic = dev.one("aws:sns/topic:Topic", "alerts").inputs
     # CloudWatch and EventBridge cannot publish under the AWS-managed SNS key.
     assert topic["name"] == "ARTI4207-alertas" and "kmsMasterKeyId" not in topic
-    allow, deny = json.loads(dev.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
+    allow, deny = json.loads(dev.one("aws:sns/topicPolicy:TopicPolicy", "alerts").inputs["policy"])["Statement"]
     assert allow["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
     assert allow["Action"] == "sns:Publish" and allow["Resource"] == ALERT_TOPIC_ARN
     assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
@@ -219,6 +219,7 @@ def test_program_creates_the_expected_policy_documents(everything):
     assert names == sorted([
         "ingestion-bucket-policy", "ingestion-queue-policy", "ingestion-dlq-policy",
         "notification-criteria-dlq-policy", "notification-topic-dlq-policy", "alerts-topic-policy",
+        "processing-topic-policy",
         *(f"{role} trust" for role in ("ingestion-execution-role", "ingestion-job-role", "ingestion-scheduler-role",
                                        "processing-metadata-role", "notification-criteria-role")),
         *(f"{role}-policy" for role in ("ingestion-execution-role", "ingestion-job-role", "ingestion-scheduler-role",
@@ -270,6 +271,24 @@ def test_resource_policies_deny_plain_http_and_allow_only_one_named_source(every
         "notification-topic-dlq-policy": ("sqs:SendMessage", {"aws:SourceArn": topic}),
         "alerts-topic-policy": ("sns:Publish", {"aws:SourceAccount": ACCOUNT}),
     }
+
+
+def test_every_bucket_queue_and_topic_refuses_plain_http(everything):
+    # (resource type, its output the policy names it by, policy type, that policy's input, denied action)
+    kinds = [("aws:s3/bucket:Bucket", "bucket", "aws:s3/bucketPolicy:BucketPolicy", "bucket", "s3:*"),
+             ("aws:sqs/queue:Queue", "url", "aws:sqs/queuePolicy:QueuePolicy", "queueUrl", "sqs:*"),
+             ("aws:sns/topic:Topic", "arn", "aws:sns/topicPolicy:TopicPolicy", "arn", "sns:Publish")]
+    guarded = 0
+    for kind, output, policy_kind, reference, action in kinds:
+        policies = {p.inputs[reference]: json.loads(p.inputs["policy"]) for p in everything.of_type(policy_kind)}
+        targets = [r.outputs[output] for r in everything.of_type(kind)]
+        assert sorted(policies) == sorted(targets), kind  # one policy for each, none for anything else
+        for target, document in policies.items():
+            (deny,) = [s for s in statements(document) if s["Effect"] == "Deny"]
+            assert deny["Principal"] == "*" and deny["Action"] == action, target
+            assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}, target
+        guarded += len(targets)
+    assert guarded == 7  # a bucket, four queues, two topics
 
 
 def test_each_role_trusts_exactly_one_service_of_this_account(everything):
