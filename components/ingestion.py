@@ -116,6 +116,8 @@ def container_properties(config: PipelineConfig, *, image: str, execution_role_a
         "image": image,
         "command": HARVESTER_COMMAND,
         "user": RUN_AS_USER,
+        # The job streams to S3 and writes nothing to disk (tests/container/test_main.py proves it).
+        "readonlyRootFilesystem": True,
         "executionRoleArn": execution_role_arn,
         "jobRoleArn": job_role_arn,
         "resourceRequirements": [

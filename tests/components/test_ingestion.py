@@ -288,6 +288,7 @@ def test_job_definition_keeps_the_poc_settings(dev):
 def test_job_runs_as_a_non_root_unprivileged_user(dev):
     props = container(dev)
     assert props["user"] == RUN_AS_USER and props["user"] not in ("root", "0")
+    assert props["readonlyRootFilesystem"] is True
     # Fargate runs nothing privileged; Batch asks not to send the field at all (and would answer
     # without it, so every `pulumi up` would see a change).
     assert "privileged" not in props

@@ -215,6 +215,56 @@ def test_a_dataset_stuck_in_s3_is_left_behind_and_does_not_hold_the_exit(job_env
     assert reasons["gt2j-8ykr"] == f"not started: {SIGTERM_REACHED}; the next attempt harvests it"
 
 
+# Put before the job's code: a line on stderr for every write to the file system (an open for
+# writing, a file made, moved or removed). An audit hook, not atexit: the job ends with os._exit.
+DISK_WRITE = "disk-write "
+AUDIT_DISK_WRITES = f"""
+import os, sys
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_CHANGES = {{"os.mkdir", "os.rename", "os.replace", "os.remove", "os.rmdir", "os.truncate", "os.link",
+            "os.symlink", "tempfile.mkstemp", "tempfile.mkdtemp", "shutil.copyfile", "shutil.move"}}
+def _audit(event, args, stderr=sys.stderr):
+    if event == "open":
+        path, mode, flags = args
+        if isinstance(path, int) or str(path).startswith(("/dev/", "/proc/")):
+            return  # an open descriptor, or not a file
+        if (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & _WRITE_FLAGS):
+            stderr.write(f"{DISK_WRITE}open {{path!r}}\\n")
+    elif event in _CHANGES:
+        stderr.write(f"{DISK_WRITE}{{event}} {{args[0]!r}}\\n")
+sys.addaudithook(_audit)
+"""
+RUN_MAIN = f"import runpy, sys; sys.argv = [{str(MAIN)!r}]; sys.path[0] = {str(MAIN.parent)!r}; " \
+           f"runpy.run_path({str(MAIN)!r}, run_name='__main__')"
+
+
+def disk_writes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(DISK_WRITE)]
+
+
+def test_the_audit_sees_a_write():  # the test below can fail
+    done = subprocess.run([sys.executable, "-c", AUDIT_DISK_WRITES + "import tempfile; tempfile.TemporaryFile()"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and disk_writes(done.stderr), done.stderr
+
+
+def test_the_job_writes_nothing_to_disk_so_its_root_file_system_can_be_read_only(job_env):
+    # A multipart upload over several pages, a failed dataset's aborted upload, then a rerun.
+    portal = load_snapshot()
+    portal.inventory.append(inventory_row(portal.add(generated_dataset("larg-0001", 80000, seed=3))))  # 6.9 MiB
+    with PortalServer(portal) as server:
+        server.faults.inject("jbjy-vk9h", Fault.truncated())
+        job_env.update({JobEnv.SODA_DOMAIN: server.url, JobEnv.PAGE_SIZE: "20000", JobEnv.PART_SIZE_MIB: "5",
+                        "PYTHONDONTWRITEBYTECODE": "1"})  # as the image sets it
+        runs = [subprocess.run([sys.executable, "-c", AUDIT_DISK_WRITES + RUN_MAIN], env=job_env, cwd=ROOT.parent,
+                               capture_output=True, text=True, timeout=120) for _ in range(2)]
+
+    first, rerun = (last_summary(run.stdout) for run in runs)
+    assert first["counts"] == {"harvested": 4, "skipped": 0, "re-announced": 0, "failed": 1, "rejected": 1}
+    assert rerun["counts"]["skipped"] == 4
+    assert [disk_writes(run.stderr) for run in runs] == [[], []]
+
+
 class _LoneSurrogateError(BaseHTTPRequestHandler):
     """Answers every request with a 500 whose JSON message ends in half of a surrogate pair."""
 
