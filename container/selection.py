@@ -61,7 +61,8 @@ def select_entries(rows: Iterable[dict[str, Any]], limit: int) -> tuple[list[Inv
         if problem:
             rejected.append(Rejected(str(uid or ""), problem))
             continue
-        if uid in seen:
+        if uid in seen:  # harvested once, from its first row; the other row is reported, not dropped
+            rejected.append(Rejected(uid, "a duplicate inventory row: this id is harvested once, from its first row"))
             continue
         seen.add(uid)
         entries.append(entry_from_row(row))

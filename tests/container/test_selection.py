@@ -38,6 +38,13 @@ def test_only_public_published_datasets_with_valid_ids_are_selected_in_order_up_
     assert "draft" in rejected[0].reason and "chart" in rejected[1].reason
 
 
+def test_a_duplicate_inventory_row_is_harvested_once_and_reported():
+    entries, rejected = select_entries([row("aaaa-0001"), row("aaaa-0001", name="otro"), row("aaaa-0002")], limit=0)
+
+    assert [e.id for e in entries] == ["aaaa-0001", "aaaa-0002"] and entries[0].name == "n aaaa-0001"
+    assert [(r.id, "duplicate" in r.reason) for r in rejected] == [("aaaa-0001", True)]
+
+
 def test_limit_zero_selects_every_eligible_dataset():
     entries, _ = select_entries([row(f"aaaa-{i:04d}") for i in range(2500)], limit=0)
     assert len(entries) == 2500
