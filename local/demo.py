@@ -168,18 +168,23 @@ def exit_problem(who: str, summary: dict, exit_code: int) -> str | None:
 
 
 def merge_summaries(summaries: list[dict]) -> dict:
-    """One summary of an array's children: each dataset once (every child reports the inventory
-    rows it rejected), the counts recomputed, and `job_failures` naming each child that crashed
+    """One summary of an array's children: each dataset once, each rejected inventory row once (every
+    child reports them all), the counts recomputed, and `job_failures` naming each child that crashed
     before its summary or exited otherwise than its summary said (its datasets are missing)."""
     if len(summaries) == 1:
         return {k: v for k, v in summaries[0].items() if k != "process_exit_code"}
     failures = [problem for index, summary in enumerate(summaries)
                 if (problem := exit_problem(f"array child {index}", summary, summary["process_exit_code"]))]
-    datasets, seen = [], set()
-    for summary in summaries:
-        for entry in summary.get("datasets", []):
+    # Every child reads the same inventory and rejects the same rows, so those come from one child:
+    # two rows alike (two empty ids) are two rows. The rest once each (the shards are disjoint; a
+    # failed inventory read is the same line in every child).
+    reporting = [summary.get("datasets", []) for summary in summaries if summary.get("datasets") is not None]
+    datasets = [entry for entry in (reporting[0] if reporting else []) if entry.get("status") == REJECTED]
+    seen = set()
+    for entries in reporting:
+        for entry in entries:
             key = (entry.get("id"), entry.get("status"), entry.get("reason"))
-            if key not in seen:
+            if entry.get("status") != REJECTED and key not in seen:
                 seen.add(key)
                 datasets.append(entry)
     statuses: dict = next((summary["counts"] for summary in summaries if summary.get("counts")), {})  # a crashed child has none

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from components.config import PipelineConfig
 from contract import JobEnv, criteria_key, dataset_key
-from local.demo import DemoOptions, main, run_pipeline
+from local.demo import DemoOptions, main, merge_summaries, run_pipeline
 from local.emulator import LocalAws
 from local.portal import Fault, PortalServer, load_snapshot
 from local.report import human_size
@@ -185,6 +185,19 @@ def test_a_sharded_stack_runs_one_harvester_per_array_index_and_covers_the_selec
     assert [r["id"] for r in result.rejected] == ["8ffd-q6x9:0"]  # each child rejects it: reported once
     log = (tmp_path / "harvest.log").read_text()
     assert all(f"(shard {i} of 3)" in log for i in (1, 2, 3))
+
+
+def test_merged_array_summaries_keep_every_rejected_row_and_each_dataset_once():
+    rejected = [{"id": "", "status": "rejected", "reason": "empty id"}] * 2  # two rows alike are two rows
+    children = [{"counts": {"harvested": 0, "failed": 0, "rejected": 0}, "exit_code": 0, "process_exit_code": 0,
+                 "datasets": [*rejected, {"id": f"aaaa-000{i}", "status": "harvested", "reason": ""}]}
+                for i in range(3)]
+
+    merged = merge_summaries(children)
+
+    assert merged["counts"] == {"harvested": 3, "failed": 0, "rejected": 2}
+    assert sorted(d["id"] for d in merged["datasets"] if d["status"] == "harvested") == [
+        "aaaa-0000", "aaaa-0001", "aaaa-0002"]
 
 
 def test_a_sharded_run_whose_child_crashed_before_its_summary_is_a_failure(tmp_path, monkeypatch):
