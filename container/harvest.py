@@ -48,6 +48,9 @@ logger = logging.getLogger("harvester")
 
 HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
 STATUSES = (HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED)
+# A harvested dataset's note when the portal's metadata has no rowsUpdatedAt: a rerun cannot tell
+# whether it changed, so it harvests (and announces) it again each time.
+NO_SOURCE_VERSION = "the portal gives no rowsUpdatedAt: harvested again on every run"
 # Bytes per read from the portal: 1 MiB beat 256 KiB, 512 KiB and 2-4 MiB on the 20 MB benchmark
 # (fewer trips through urllib3, the read-ahead queue and the checks; see docs/harvester.md).
 CHUNK = 1024 * 1024
@@ -304,6 +307,10 @@ def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: A
                                 size=stored.size, rows=rows, harvested_at=harvested_at)
         announce(s3, sqs, settings, message.to_body(), stored, rows)
         log.info("%s: harvested %d rows, %d bytes", entry.id, rows, stored.size)
+        if source.rows_updated_at is None:  # nothing to compare a stored copy with
+            log.warning("%s: %s", entry.id, NO_SOURCE_VERSION)
+            return outcome(HARVESTED, reason=NO_SOURCE_VERSION, rows=rows, size=stored.size,
+                           version_id=stored.version_id)
         return outcome(HARVESTED, rows=rows, size=stored.size, version_id=stored.version_id)
     except (PortalError, InvalidPage, DeadlineExceeded) as error:
         reason = str(error)

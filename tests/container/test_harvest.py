@@ -14,7 +14,7 @@ import pytest
 from contract import ObjectMetadata, ObjectTags, dataset_key
 from container.csv_pages import copy_page
 from container.deadline import POLL, SIGTERM_REACHED, Deadline, job_deadline, job_margin
-from container.harvest import utc_now
+from container.harvest import NO_SOURCE_VERSION, utc_now
 from container.portal_client import PortalClient, PortalError
 from container.selection import shard_of
 from contract.messages import HarvestMessage
@@ -176,6 +176,23 @@ def test_unchanged_datasets_are_skipped_on_a_rerun_without_downloading(settings,
     assert set(statuses(summary).values()) == {"skipped"} and summary.exit_code == 0
     assert sum(n for (endpoint, _), n in server.requests.items() if endpoint == "csv") == csv_requests
     assert aws.messages() == []
+
+
+def test_a_dataset_without_rows_updated_at_is_harvested_on_every_run_and_says_why(settings, harvest, aws, portal,
+                                                                                  caplog):
+    undated = generated_dataset("smal-0001", 60)
+    del undated.metadata["rowsUpdatedAt"]
+    portal.add(undated, inventory_row(undated))
+    harvest(settings)
+    aws.messages()
+
+    summary = harvest(settings)
+
+    by_id = {o.id: o for o in summary.outcomes}
+    assert by_id["smal-0001"].status == "harvested" and by_id["smal-0001"].reason == NO_SOURCE_VERSION
+    assert [o.status for i, o in by_id.items() if i != "smal-0001"] == ["skipped"] * 3
+    assert [m["ID"] for m in aws.messages()] == ["smal-0001"]
+    assert f"smal-0001: {NO_SOURCE_VERSION}" in caplog.text
 
 
 def test_a_dataset_updated_on_the_portal_is_harvested_again_and_force_harvests_all(settings, harvest, aws, portal):
