@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes; does not write docs/")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
+    # Only local emulators are measured: none of the host's AWS settings (a profile not on this
+    # machine, another endpoint) may break a run or reach a real account.
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        del os.environ[name]
 
     sections = []
     for name in args.modules or MODULES:

@@ -68,8 +68,12 @@ class LocalAws:
         self.endpoint = f"http://{host}:{port}"
         # moto keeps its state per process, not per server: start from an empty account.
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        # Exactly the emulator's AWS settings: none of the host's (a profile, a config file, keys,
+        # another endpoint) may break the run or reach a real account. Restored on exit.
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            self._saved_env[name] = os.environ.pop(name)
         for name, value in self.environment.items():
-            self._saved_env[name] = os.environ.get(name)
+            self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
         self.resources = create_stack_resources(self, self.config)
         return self

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,16 @@ runpy.run_path(sys.argv[0], run_name="__main__")
     assert result.harvest_exit_code == 1 and not result.ok
     [job] = [o for o in result.outcomes if o.id == "job"]
     assert job.failures == ["array child 0 exited with 1 without its summary (see out/harvest.log)"]
+
+
+def test_the_hosts_aws_settings_neither_break_nor_reach_the_demo(tmp_path, monkeypatch, capsys):
+    host = {"AWS_PROFILE": "nowhere", "AWS_CONFIG_FILE": str(tmp_path / "missing"),
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9"}  # a profile not here; S3 somewhere else
+    for name, value in host.items():
+        monkeypatch.setenv(name, value)
+
+    assert main(["--out", str(tmp_path), "--limit", "1"]) == 0, capsys.readouterr().err
+    assert {name: os.environ.get(name) for name in host} == host  # given back afterwards
 
 
 def test_bundled_snapshot_is_where_the_demo_looks(tmp_path):
