@@ -394,12 +394,13 @@ def test_the_deadline_stops_a_page_that_trickles_in_a_byte_at_a_time(settings, h
 
 
 def test_the_deadline_stops_the_wait_for_a_page_asked_for_ahead(settings, harvest, server, aws):
-    server.faults.inject("big1-2345", Fault("slow", "csv", delay=5.0, min_offset=PAGE))
+    # 3 s: the metadata, the S3 check and the first page (0.5 s on a loaded machine) come first.
+    server.faults.inject("big1-2345", Fault("slow", "csv", delay=10.0, min_offset=PAGE))
 
-    summary = harvest(settings, dataset_timeout=1.0, dataset_ids=("big1-2345",))
+    summary = harvest(settings, dataset_timeout=3.0, dataset_ids=("big1-2345",))
 
     assert statuses(summary) == {"big1-2345": "failed"}
-    assert reasons(summary)["big1-2345"] == "the dataset deadline (1 s) passed while waiting for the next page"
+    assert reasons(summary)["big1-2345"] == "the dataset deadline (3 s) passed while waiting for the next page"
     assert aws.keys() == [] and aws.pending_uploads() == []
 
 
@@ -408,15 +409,16 @@ def test_no_page_is_read_once_the_deadline_has_passed_between_pages(settings, ha
 
     def slow_after_the_first_page(*args, **kwargs):
         page = copy_page(*args, **kwargs)
-        if kwargs["expected_header"] is None:
-            time.sleep(0.6)  # the deadline passes between the first page and the next
+        while kwargs["expected_header"] is None and not kwargs["deadline"].passed():
+            time.sleep(0.01)  # the deadline passes between the first page and the next
         return page
 
     monkeypatch.setattr(container.harvest, "copy_page", slow_after_the_first_page)
 
-    summary = harvest(settings, dataset_timeout=0.5, dataset_ids=("big1-2345",))
+    # 2 s: the first page must end before it (0.5 s on a loaded machine).
+    summary = harvest(settings, dataset_timeout=2.0, dataset_ids=("big1-2345",))
 
-    assert reasons(summary) == {"big1-2345": "the dataset deadline (0.5 s) passed"}  # not "while downloading"
+    assert reasons(summary) == {"big1-2345": "the dataset deadline (2 s) passed"}  # not "while downloading"
     assert aws.keys() == [] and aws.pending_uploads() == []
 
 
@@ -435,10 +437,12 @@ def test_the_job_deadline_stops_a_running_dataset_and_starts_no_other_then_the_r
     server.faults.inject("big1-2345", Fault.trickle(0.05))
     began = time.monotonic()
 
-    summary = harvest(settings, job=soon_job_deadline(1.5), concurrency=1,
+    # 4 s: the inventory, smal-0001 and big1-2345's first bytes come first (1.6 s in all idle,
+    # more on a loaded machine); big1-2345 trickles for far longer.
+    summary = harvest(settings, job=soon_job_deadline(4), concurrency=1,
                       dataset_ids=("smal-0001", "big1-2345", "even-0800"))
 
-    assert time.monotonic() - began < 1.5 + POLL + 2
+    assert time.monotonic() - began < 4 + POLL + 2
     assert summary.exit_code == 1
     assert statuses(summary) == {"smal-0001": "harvested", "big1-2345": "failed", "even-0800": "failed"}
     assert reasons(summary)["big1-2345"] == f"{JOB_LIMIT} while downloading"
@@ -451,17 +455,40 @@ def test_the_job_deadline_stops_a_running_dataset_and_starts_no_other_then_the_r
     assert statuses(rerun) == {"smal-0001": "skipped", "big1-2345": "harvested", "even-0800": "harvested"}
 
 
-def test_sigterm_stops_the_wait_for_a_page_asked_for_ahead_at_once(settings, harvest, server, aws):
+def test_sigterm_stops_the_wait_for_a_page_asked_for_ahead_at_once(settings, harvest, server, aws, monkeypatch):
     # The page after the first takes 5 s to come: bringing the job's deadline forward (what the
     # SIGTERM handler does) must end the wait within a poll, not when the page comes.
-    server.faults.inject("big1-2345", Fault("slow", "csv", delay=5.0, min_offset=PAGE))
+    import container.harvest
+
+    server.faults.inject("big1-2345", Fault("slow", "csv", delay=10.0, min_offset=PAGE))
+    first_page_done, waiting = threading.Event(), threading.Event()
+
+    def signalling_copy_page(*args, **kwargs):
+        page = copy_page(*args, **kwargs)
+        first_page_done.set()
+        return page
+
+    def signalling_wait(self, get, timed_out):
+        if first_page_done.is_set():  # the first wait after the first page: for the page asked for ahead
+            waiting.set()
+        return wait(self, get, timed_out)
+
+    wait = Deadline.wait
+    monkeypatch.setattr(container.harvest, "copy_page", signalling_copy_page)
+    monkeypatch.setattr(Deadline, "wait", signalling_wait)
     job = Deadline()
-    threading.Timer(0.5, lambda: job.bring_forward(time.monotonic(), SIGTERM_REACHED)).start()
-    began = time.monotonic()
+    signalled: list[float] = []
+
+    def sigterm_while_waiting() -> None:
+        waiting.wait(30)
+        signalled.append(time.monotonic())
+        job.bring_forward(signalled[0], SIGTERM_REACHED)
+
+    threading.Thread(target=sigterm_while_waiting, daemon=True).start()
 
     summary = harvest(settings, job=job, concurrency=1, dataset_ids=("big1-2345", "smal-0001"))
 
-    assert time.monotonic() - began < 0.5 + POLL + 1.5
+    assert time.monotonic() - signalled[0] < POLL + 1.5
     assert reasons(summary) == {
         "big1-2345": f"{SIGTERM_REACHED} while waiting for the next page",
         "smal-0001": f"not started: {SIGTERM_REACHED}; the next attempt harvests it"}
@@ -472,23 +499,30 @@ def test_a_dataset_blocked_in_a_request_past_the_grace_is_reported_and_left_behi
         settings, harvest, aws, monkeypatch):
     import container.harvest
 
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     def blocked(self, dataset_id):  # a metadata request the deadline does not bound
+        entered.set()
         release.wait(30)
         raise PortalError("released by the test")
 
     monkeypatch.setattr(PortalClient, "metadata", blocked)
     monkeypatch.setattr(container.harvest, "STOP_GRACE", 0.5)
     job = Deadline()
-    threading.Timer(0.3, lambda: job.bring_forward(time.monotonic(), SIGTERM_REACHED)).start()
-    began = time.monotonic()
+    signalled: list[float] = []
+
+    def sigterm_once_blocked() -> None:
+        entered.wait(30)
+        signalled.append(time.monotonic())
+        job.bring_forward(signalled[0], SIGTERM_REACHED)
+
+    threading.Thread(target=sigterm_once_blocked, daemon=True).start()
     try:
         summary = harvest(settings, job=job, concurrency=1, dataset_ids=("smal-0001", "even-0800"))
     finally:
         release.set()
 
-    assert time.monotonic() - began < 0.3 + 0.5 + POLL + 1
+    assert time.monotonic() - signalled[0] < 0.5 + POLL + 1
     assert reasons(summary) == {
         "smal-0001": f"still running 0.5 s after {SIGTERM_REACHED}: left behind; the next attempt harvests it",
         "even-0800": f"not started: {SIGTERM_REACHED}; the next attempt harvests it"}
@@ -576,13 +610,14 @@ def test_an_empty_shard_of_a_non_empty_selection_succeeds(settings, harvest, por
 def test_a_page_asked_for_ahead_and_not_needed_does_not_keep_the_job_alive(settings, harvest, server):
     # smal-0001 has 37 rows: with pages of 60 the next page is asked for at 30 records, then not
     # needed; the portal takes its time to answer it.
-    server.faults.inject("smal-0001", Fault("slow", "csv", delay=3.0, min_offset=60))
+    server.faults.inject("smal-0001", Fault("slow", "csv", delay=10.0, min_offset=60))
+    before = set(threading.enumerate())  # earlier tests' requests may still be waiting
 
     summary = harvest(settings, page_size=60, dataset_ids=("smal-0001",))
 
     assert statuses(summary) == {"smal-0001": "harvested"}
     assert server.requests[("csv", "smal-0001")] == 2  # the page, and the one asked for ahead
-    waiting = [t for t in threading.enumerate() if t.name.startswith("next-page")]
+    waiting = [t for t in threading.enumerate() if t.name.startswith("next-page") and t not in before]
     assert waiting and not [t for t in waiting if not t.daemon]  # the interpreter's exit does not wait
 
 
