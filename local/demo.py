@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,18 +176,21 @@ def merge_summaries(summaries: list[dict]) -> dict:
         return {k: v for k, v in summaries[0].items() if k != "process_exit_code"}
     failures = [problem for index, summary in enumerate(summaries)
                 if (problem := exit_problem(f"array child {index}", summary, summary["process_exit_code"]))]
-    # Every child reads the same inventory and rejects the same rows, so those come from one child:
-    # two rows alike (two empty ids) are two rows. The rest once each (the shards are disjoint; a
-    # failed inventory read is the same line in every child).
-    reporting = [summary.get("datasets", []) for summary in summaries if summary.get("datasets") is not None]
-    datasets = [entry for entry in (reporting[0] if reporting else []) if entry.get("status") == REJECTED]
-    seen = set()
-    for entries in reporting:
+    # Every child that read the inventory rejects the same rows: each row as many times as the most
+    # any child reports it (two rows alike, two empty ids, stay two; a child whose inventory read
+    # failed reports none). The rest once each (the shards are disjoint; a failed inventory read is
+    # the same line in every child).
+    rejected: Counter[tuple] = Counter()
+    datasets, seen = [], set()
+    for summary in summaries:
+        entries = summary.get("datasets", [])
+        rejected |= Counter(tuple(sorted(entry.items())) for entry in entries if entry.get("status") == REJECTED)
         for entry in entries:
             key = (entry.get("id"), entry.get("status"), entry.get("reason"))
             if entry.get("status") != REJECTED and key not in seen:
                 seen.add(key)
                 datasets.append(entry)
+    datasets += [dict(row) for row in rejected.elements()]
     statuses: dict = next((summary["counts"] for summary in summaries if summary.get("counts")), {})  # a crashed child has none
     counts = {status: sum(entry.get("status") == status for entry in datasets) for status in statuses}
     return {"counts": counts, "datasets": datasets, "job_failures": failures,

@@ -199,6 +199,11 @@ def test_merged_array_summaries_keep_every_rejected_row_and_each_dataset_once():
     assert merged["counts"] == {"harvested": 3, "failed": 0, "rejected": 2}
     assert sorted(d["id"] for d in merged["datasets"] if d["status"] == "harvested") == [
         "aaaa-0000", "aaaa-0001", "aaaa-0002"]
+    # A child whose inventory read failed rejects nothing; whichever child comes first.
+    failed_inventory = {"counts": {"harvested": 0, "failed": 1, "rejected": 0}, "exit_code": 1,
+                        "process_exit_code": 1, "datasets": [{"id": "uzcf-b9dh", "status": "failed", "reason": "503"}]}
+    for order in ([failed_inventory, *children], [*children, failed_inventory]):
+        assert merge_summaries(order)["counts"] == {"harvested": 3, "failed": 1, "rejected": 2}
 
 
 def test_a_sharded_run_whose_child_crashed_before_its_summary_is_a_failure(tmp_path, monkeypatch):
