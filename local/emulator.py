@@ -64,18 +64,22 @@ class LocalAws:
 
     def __enter__(self) -> LocalAws:
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint = f"http://{host}:{port}"
-        # moto keeps its state per process, not per server: start from an empty account.
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
-        # Exactly the emulator's AWS settings: none of the host's (a profile, a config file, keys,
-        # another endpoint) may break the run or reach a real account. Restored on exit.
-        for name in [name for name in os.environ if name.startswith("AWS_")]:
-            self._saved_env[name] = os.environ.pop(name)
-        for name, value in self.environment.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-        self.resources = create_stack_resources(self, self.config)
+        try:
+            host, port = self._server.get_host_and_port()
+            self.endpoint = f"http://{host}:{port}"
+            # moto keeps its state per process, not per server: start from an empty account.
+            requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+            # Exactly the emulator's AWS settings: none of the host's (a profile, a config file, keys,
+            # another endpoint) may break the run or reach a real account. Restored on exit.
+            for name in [name for name in os.environ if name.startswith("AWS_")]:
+                self._saved_env[name] = os.environ.pop(name)
+            for name, value in self.environment.items():
+                self._saved_env.setdefault(name, os.environ.get(name))
+                os.environ[name] = value
+            self.resources = create_stack_resources(self, self.config)
+        except BaseException:  # no __exit__ follows a failed __enter__: give the host its settings back
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

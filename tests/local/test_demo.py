@@ -354,3 +354,17 @@ def test_keep_prints_ready_to_paste_commands_and_the_harvester_settings():
            "AWS_DEFAULT_REGION=us-east-1" in lines  # one line at any width
     assert "  # the harvester's settings here: BUCKET=b QUEUE_URL=http://e/q" in lines
     assert "  aws dynamodb scan --table-name t" in lines
+
+
+def test_an_emulator_that_fails_to_start_gives_the_host_its_aws_settings_back(monkeypatch):
+    import local.emulator
+
+    def broken(aws, config):
+        raise RuntimeError("the stack's resources could not be made")
+
+    monkeypatch.setenv("AWS_PROFILE", "nowhere")
+    monkeypatch.setattr(local.emulator, "create_stack_resources", broken)
+    with pytest.raises(RuntimeError, match="could not be made"):
+        with LocalAws(PipelineConfig.from_stack_file("dev")):
+            pass
+    assert os.environ["AWS_PROFILE"] == "nowhere" and "AWS_ENDPOINT_URL" not in os.environ
