@@ -69,9 +69,10 @@ def test_notification_for_another_bucket_is_malformed(aws, caplog):
 
 
 def test_notification_for_another_datasets_object_is_malformed(aws, caplog):
+    other_version = aws.put_dataset("abcd-1234", GOOD + b"999,OTRO,1\n")
     event = notify(aws, GOOD)
     body = json.loads(event["Records"][0]["Sns"]["Message"])
-    body["key"] = "abcd-1234/abcd-1234.csv"  # a real object of the bucket, but not this dataset's
+    body["key"], body["version_id"] = "abcd-1234/abcd-1234.csv", other_version  # a real object, another dataset's
     with pytest.raises(InvalidMessage, match="is not 'gt2j-8ykr/gt2j-8ykr.csv'"):
         criteria.handler(sns_event(json.dumps(body)), Context())
     assert "Malformed notification" in logged(caplog)
