@@ -1,6 +1,6 @@
 """Processing: the metadata table, the topic, and the metadata Lambda fed by the harvest queue.
 
-PoC steps 7-9: DynamoDB table (on-demand, PITR, key HASH + ID), encrypted SNS topic, and the
+PoC steps 7-9: DynamoDB table (on-demand, PITR, key HASH + ID), encrypted SNS topic (TLS only), and the
 metadata Lambda with an SQS event source mapping (batch size from config, partial batch failures).
 """
 

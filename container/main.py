@@ -13,9 +13,10 @@ this shape (the local demo parses it)::
                       "rows": 99, "size": 17720, "version_id": "...", "seconds": 0.2}, ...]}}
 
 `status` is harvested, skipped (unchanged since the stored copy), re-announced (stored earlier but
-its message was never sent), failed (with `reason`) or rejected (an inventory row that is not a
-harvestable dataset id, with `reason`). A failed inventory read is one failed entry whose id is
-the inventory's.
+its message was never sent), failed (with `reason`) or rejected (an inventory row left out: not a
+harvestable dataset id, or a second row of an id already selected; with `reason`). A harvested
+entry's `reason` is empty but for a note (a dataset the portal gives no rowsUpdatedAt for is
+harvested on every run). A failed inventory read is one failed entry whose id is the inventory's.
 
 Exit status:
 
