@@ -455,6 +455,21 @@ def test_the_job_deadline_stops_a_running_dataset_and_starts_no_other_then_the_r
     assert statuses(rerun) == {"smal-0001": "skipped", "big1-2345": "harvested", "even-0800": "harvested"}
 
 
+def sigterm_once(ready: threading.Event) -> tuple[Deadline, list[float]]:
+    """A job deadline that SIGTERM brings forward (as its handler does) once `ready` is set, and a
+    list that then holds the moment it did."""
+    job = Deadline()
+    signalled: list[float] = []
+
+    def sigterm() -> None:
+        ready.wait(30)
+        signalled.append(time.monotonic())
+        job.bring_forward(signalled[0], SIGTERM_REACHED)
+
+    threading.Thread(target=sigterm, daemon=True).start()
+    return job, signalled
+
+
 def test_sigterm_stops_the_wait_for_a_page_asked_for_ahead_at_once(settings, harvest, server, aws, monkeypatch):
     # The page after the first takes 5 s to come: bringing the job's deadline forward (what the
     # SIGTERM handler does) must end the wait within a poll, not when the page comes.
@@ -476,15 +491,7 @@ def test_sigterm_stops_the_wait_for_a_page_asked_for_ahead_at_once(settings, har
     wait = Deadline.wait
     monkeypatch.setattr(container.harvest, "copy_page", signalling_copy_page)
     monkeypatch.setattr(Deadline, "wait", signalling_wait)
-    job = Deadline()
-    signalled: list[float] = []
-
-    def sigterm_while_waiting() -> None:
-        waiting.wait(30)
-        signalled.append(time.monotonic())
-        job.bring_forward(signalled[0], SIGTERM_REACHED)
-
-    threading.Thread(target=sigterm_while_waiting, daemon=True).start()
+    job, signalled = sigterm_once(waiting)
 
     summary = harvest(settings, job=job, concurrency=1, dataset_ids=("big1-2345", "smal-0001"))
 
@@ -508,15 +515,7 @@ def test_a_dataset_blocked_in_a_request_past_the_grace_is_reported_and_left_behi
 
     monkeypatch.setattr(PortalClient, "metadata", blocked)
     monkeypatch.setattr(container.harvest, "STOP_GRACE", 0.5)
-    job = Deadline()
-    signalled: list[float] = []
-
-    def sigterm_once_blocked() -> None:
-        entered.wait(30)
-        signalled.append(time.monotonic())
-        job.bring_forward(signalled[0], SIGTERM_REACHED)
-
-    threading.Thread(target=sigterm_once_blocked, daemon=True).start()
+    job, signalled = sigterm_once(entered)
     try:
         summary = harvest(settings, job=job, concurrency=1, dataset_ids=("smal-0001", "even-0800"))
     finally:
