@@ -362,9 +362,13 @@ def test_an_emulator_that_fails_to_start_gives_the_host_its_aws_settings_back(mo
     def broken(aws, config):
         raise RuntimeError("the stack's resources could not be made")
 
+    def aws_settings() -> dict[str, str]:
+        return {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+
     monkeypatch.setenv("AWS_PROFILE", "nowhere")
     monkeypatch.setattr(local.emulator, "create_stack_resources", broken)
+    host = aws_settings()
     with pytest.raises(RuntimeError, match="could not be made"):
         with LocalAws(PipelineConfig.from_stack_file("dev")):
             pass
-    assert os.environ["AWS_PROFILE"] == "nowhere" and "AWS_ENDPOINT_URL" not in os.environ
+    assert aws_settings() == host
