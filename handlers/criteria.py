@@ -65,11 +65,38 @@ def to_decimal(value: Any) -> Any:
     return value
 
 
+# A DynamoDB item holds at most 400 KB, and a report's lists of column names grow with the header
+# (3,000 columns, each flagged, made an item of over 400 KB: every attempt failed, then the DLQ).
+# On the item each list and map keeps its first ITEM_ENTRIES entries and each text its first
+# ITEM_TEXT characters, and the criterion is marked `shortened`; criteria.json keeps them whole.
+ITEM_ENTRIES = 50
+ITEM_TEXT = 256
+
+
+def shortened(value: Any) -> tuple[Any, bool]:
+    """`value` within the item's bounds, and whether anything was cut."""
+    if isinstance(value, str):
+        return value[:ITEM_TEXT], len(value) > ITEM_TEXT
+    if isinstance(value, dict):
+        pairs = [(shortened(k), shortened(v)) for k, v in list(value.items())[:ITEM_ENTRIES]]
+        return ({k: v for (k, _), (v, _) in pairs},
+                len(value) > ITEM_ENTRIES or any(cut_k or cut_v for (_, cut_k), (_, cut_v) in pairs))
+    if isinstance(value, (list, tuple)):
+        items = [shortened(v) for v in value[:ITEM_ENTRIES]]
+        return [v for v, _ in items], len(value) > ITEM_ENTRIES or any(cut for _, cut in items)
+    return value, False
+
+
+def item_criterion(score: float, inputs: dict[str, Any]) -> dict[str, Any]:
+    kept, cut = shortened(inputs)
+    return {"score": score, "inputs": kept, **({"shortened": True} if cut else {})}
+
+
 def item_update(report: QualityReport, version_id: str | None) -> dict[str, Any]:
     """UpdateItem arguments (besides table and key) storing a report on the dataset's item, if the
     item still holds the evaluated version (the metadata Lambda stores `version_id or ""`)."""
     serialize = TypeSerializer().serialize
-    criteria = {c.name: {"score": c.score, "inputs": c.inputs} for c in report.criteria}
+    criteria = {c.name: item_criterion(c.score, c.inputs) for c in report.criteria}
     criteria["_issues"] = list(report.issues)  # type: ignore[assignment]
     criteria["_counts"] = report.counts  # type: ignore[assignment]
     values = {":criteria": criteria, ":score": report.score, ":codes": list(report.error_codes),

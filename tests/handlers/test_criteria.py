@@ -51,6 +51,24 @@ def test_result_is_stored_on_the_item_and_next_to_the_data(aws):
     assert {c["name"]: c["score"] for c in report["criteria"]}["disponibilidad"] == 10
 
 
+def test_a_report_too_large_for_a_dynamodb_item_is_shortened_there_and_whole_in_s3(aws):
+    # 3,000 columns with 64-byte names, each a personal-data name and all equal (every list of
+    # column names in the report is full): 476 KB on the item whole, over DynamoDB's 400 KB.
+    names = [f"numero_de_documento_{i:04d}_".ljust(64, "x").encode() for i in range(3000)]
+    data = b",".join(names) + b"\n" + b"\n".join(b",".join([b"%d" % row] * 3000) for row in range(3)) + b"\n"
+
+    criteria.handler(notify(aws, data), Context())
+
+    [item] = aws.items()
+    stored = item[Item.CRITERIA]
+    assert len(json.dumps(stored, default=str).encode()) < 100_000
+    assert stored["confidencialidad"]["shortened"] is True
+    assert len(stored["confidencialidad"]["inputs"]["sensitive_columns"]) == criteria.ITEM_ENTRIES
+    report = {c["name"]: c for c in stored_report(aws)["criteria"]}
+    assert len(report["confidencialidad"]["inputs"]["sensitive_columns"]) == 3000  # whole in S3
+    assert len(report["unicidad"]["inputs"]["duplicate_columns"]) == 2999  # each column after the first
+
+
 def test_malformed_notification_is_logged_and_raised_for_the_on_failure_destination(aws, caplog):
     with pytest.raises(InvalidMessage) as raised:
         criteria.handler(sns_event('{"ID": "gt2j-8ykr"}'), Context())
