@@ -19,6 +19,10 @@ from contract import is_dataset_id
 # SNS and SQS take 256 KiB; the notification adds a few fields to this message, so keep a margin.
 MAX_BODY_BYTES = 200_000
 _SHORT_TEXT = 200
+# In a shortened message every other text (owner, name, tags, attribution, ...) keeps this many
+# characters: with the columns gone, the body is then bounded well under MAX_BODY_BYTES.
+_SHORT_FIELD = 1_000
+_KEPT_WHOLE = {"ID", "bucket", "key", "version_id", "harvested_at"}  # what identifies the data; short
 
 
 # SQS and SNS refuse a message holding U+FFFE or U+FFFF (their character set ends at U+FFFD
@@ -100,15 +104,19 @@ class HarvestMessage(InventoryFields):
 
     def to_body(self) -> str:
         """The JSON body, within MAX_BODY_BYTES: a very wide dataset's metadata is shortened
-        (descriptions first, then trailing columns) rather than failing the send."""
+        (descriptions and long texts first, then trailing columns) rather than failing the send."""
         body = _compact_json(self._wire())
         if len(body.encode()) <= MAX_BODY_BYTES:
             return body
+        texts = {f.name: getattr(self, f.name)[:_SHORT_FIELD] for f in dataclasses.fields(self)
+                 if f.name not in _KEPT_WHOLE and isinstance(getattr(self, f.name), str)}
         short = dataclasses.replace(
-            self, truncated=True, description=self.description[:_SHORT_TEXT],
+            self, truncated=True, **{**texts, "description": self.description[:_SHORT_TEXT]},
             columns=tuple(dataclasses.replace(c, description=c.description[:_SHORT_TEXT]) for c in self.columns))
         while len(encoded := _compact_json(short._wire()).encode()) > MAX_BODY_BYTES and short.columns:
             short = dataclasses.replace(short, columns=short.columns[: len(short.columns) * 3 // 4])
+        if len(encoded) > MAX_BODY_BYTES:  # cannot happen with the bounds above; never send what SQS refuses
+            raise ValueError(f"the message of {self.ID} does not fit in {MAX_BODY_BYTES} bytes")
         return encoded.decode()
 
     def _wire(self) -> dict[str, Any]:

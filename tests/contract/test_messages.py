@@ -124,5 +124,18 @@ def test_a_very_wide_datasets_metadata_is_shortened_to_fit_a_message():
     assert len(notification.to_body().encode()) < 256 * 1024  # SNS's limit
 
 
+def test_long_inventory_texts_are_shortened_to_fit_a_message_too():
+    from contract.messages import MAX_BODY_BYTES
+
+    # 600 tags of 500 characters and a 10 KB attribution: over SQS's limit with no column at all.
+    long = HarvestMessage(**{**MESSAGE.__dict__, "tags": ",".join(["etiqueta" * 62] * 600),
+                             "attribution": "Entidad " * 1250, "NAME": "Nombre largo " * 100})
+    parsed = HarvestMessage.from_body(body := long.to_body())
+
+    assert len(body.encode()) <= MAX_BODY_BYTES and parsed.truncated
+    assert len(parsed.tags) == len(parsed.attribution) == len(parsed.NAME) == 1000
+    assert (parsed.ID, parsed.key, parsed.version_id) == (long.ID, long.key, long.version_id)
+
+
 def test_an_ordinary_message_is_not_shortened():
     assert not HarvestMessage.from_body(MESSAGE.to_body()).truncated
