@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from contract.messages import Column, HarvestMessage, InventoryFields
+from contract.messages import NUMBER_LIMIT, Column, HarvestMessage, InventoryFields
 
 # Inventory column (API name) -> InventoryEntry field. The PoC read these by position.
 INVENTORY_FIELDS = {
@@ -62,9 +62,10 @@ def _object(value: Any) -> dict[str, Any]:
 
 def _number(value: Any) -> int | None:
     try:
-        return int(float(value))  # SODA JSON gives numbers as strings: "1234", "12.0"
+        number = int(float(value))  # SODA JSON gives numbers as strings: "1234", "12.0"
     except (TypeError, ValueError, OverflowError):  # OverflowError: "1e999", "Infinity"
         return None
+    return number if abs(number) < NUMBER_LIMIT else None  # "1e40": no message could carry it
 
 
 def entry_from_row(row: dict[str, Any]) -> InventoryEntry:

@@ -18,6 +18,9 @@ from contract import is_dataset_id
 
 # SNS and SQS take 256 KiB; the notification adds a few fields to this message, so keep a margin.
 MAX_BODY_BYTES = 200_000
+# DynamoDB numbers hold 38 digits: the Lambdas store these counts, so a larger one could never be
+# written (every attempt would fail). No real count or timestamp comes near it.
+NUMBER_LIMIT = 10**38
 _SHORT_TEXT = 200
 # In a shortened message every other text (owner, name, tags, attribution, ...) keeps this many
 # characters: with the columns gone, the body is then bounded well under MAX_BODY_BYTES.
@@ -141,8 +144,9 @@ class HarvestMessage(InventoryFields):
             if not isinstance(data[name], str) or not data[name]:
                 raise InvalidMessage(f"{name} must be a non-empty string")
         for name in ("size", "rows"):
-            if not isinstance(data[name], int) or isinstance(data[name], bool) or data[name] < 0:
-                raise InvalidMessage(f"{name} must be a non-negative integer")
+            if (not isinstance(data[name], int) or isinstance(data[name], bool)
+                    or not 0 <= data[name] < NUMBER_LIMIT):
+                raise InvalidMessage(f"{name} must be a non-negative integer below 1e38")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         try:
@@ -159,8 +163,9 @@ class HarvestMessage(InventoryFields):
                 values[f.name] = "" if values[f.name] is None else str(values[f.name])
             elif f.type in ("int | None", int | None):
                 value = values[f.name]
-                if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                    raise InvalidMessage(f"{f.name} must be a whole number or null (got {value!r})")
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                          or abs(value) >= NUMBER_LIMIT):
+                    raise InvalidMessage(f"{f.name} must be a whole number below 1e38 or null (got {value!r})")
         return cls(**values)
 
 

@@ -58,3 +58,10 @@ def test_an_inventory_number_that_is_not_a_whole_number_is_kept_empty():
     entry = entry_from_row(row)
 
     assert (entry.visits, entry.downloads, entry.declared_rows, entry.declared_columns) == (None, None, None, 12)
+
+
+def test_a_number_beyond_what_dynamodb_holds_is_kept_empty():
+    entry = entry_from_row({"uid": "abcd-1234", "visits": "1e40", "downloads": "9e37"})
+
+    assert (entry.visits, entry.downloads) == (None, int(9e37))
+    assert metadata_from_view({"rowsUpdatedAt": "1e40"}).rows_updated_at is None

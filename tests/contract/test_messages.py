@@ -63,9 +63,12 @@ def test_malformed_bodies_are_rejected_with_the_reason(body, reason):
     ("rows", True, "rows must be a non-negative integer"),
     ("columns", [{"nombre": "x"}], "columns:"),
     # Counts the criteria compare and subtract: a string would fail the evaluation itself.
-    ("visits", "120", "visits must be a whole number or null"),
-    ("source_updated_at", "2024-01-31T00:00:00.000", "source_updated_at must be a whole number or null"),
-    ("declared_rows", 1.5, "declared_rows must be a whole number or null"),
+    ("visits", "120", "visits must be a whole number below 1e38 or null"),
+    ("source_updated_at", "2024-01-31T00:00:00.000", "source_updated_at must be a whole number below 1e38 or null"),
+    ("declared_rows", 1.5, "declared_rows must be a whole number below 1e38 or null"),
+    # More digits than a DynamoDB number holds: the item could never be written.
+    ("downloads", 10**38, "downloads must be a whole number below 1e38 or null"),
+    ("rows", 10**40, "rows must be a non-negative integer below 1e38"),
 ])
 def test_invalid_fields_are_rejected_with_the_field_named(field, value, reason):
     data = {**json.loads(MESSAGE.to_body()), field: value}
