@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import is_dataset_id
+from contract import dataset_key, is_dataset_id
 
 
 # SNS and SQS take 256 KiB; the notification adds a few fields to this message, so keep a margin.
@@ -121,6 +121,14 @@ class HarvestMessage(InventoryFields):
         if len(encoded) > MAX_BODY_BYTES:  # cannot happen with the bounds above; never send what SQS refuses
             raise ValueError(f"the message of {self.ID} does not fit in {MAX_BODY_BYTES} bytes")
         return encoded.decode()
+
+    def check_location(self, bucket: str) -> None:
+        """Raises InvalidMessage unless the message names its dataset's own `{ID}/{ID}.csv` in
+        `bucket` (the consumer's): no producer can have one dataset processed from another's object."""
+        if self.bucket != bucket:
+            raise InvalidMessage(f"bucket {self.bucket!r} is not the configured bucket {bucket!r}")
+        if self.key != dataset_key(self.ID):
+            raise InvalidMessage(f"key {self.key!r} is not {dataset_key(self.ID)!r}")
 
     def _wire(self) -> dict[str, Any]:
         """The fields as JSON keys, the PoC's first (as its messages had them), then the rest."""

@@ -44,7 +44,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from contract import Item, LambdaEnv, Table, criteria_key, dataset_key
+from contract import Item, LambdaEnv, Table, criteria_key
 from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
 from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE
@@ -196,14 +196,10 @@ def store_report(notification: DatasetNotification, report: QualityReport) -> bo
 
 
 def parse_notification(body: str, bucket: str) -> DatasetNotification:
-    """The notification, if it names a stored dataset of this stack: its bucket and its `{ID}/{ID}.csv`
-    key (as the metadata Lambda checks its message), so no publisher can have one dataset's report
-    written from another's object."""
+    """The notification, if it names a stored dataset of this stack (as the metadata Lambda checks
+    its message)."""
     notification = DatasetNotification.from_body(body)
-    if notification.dataset.bucket != bucket:
-        raise InvalidMessage(f"bucket {notification.dataset.bucket!r} is not the configured bucket")
-    if notification.dataset.key != dataset_key(notification.ID):
-        raise InvalidMessage(f"key {notification.dataset.key!r} is not {dataset_key(notification.ID)!r}")
+    notification.dataset.check_location(bucket)
     return notification
 
 

@@ -51,7 +51,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from contract import Item, LambdaEnv, Table, dataset_key
+from contract import Item, LambdaEnv, Table
 from contract.messages import DatasetNotification, HarvestMessage, InvalidMessage
 from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE, ObjectDigest, digest_chunks
@@ -66,10 +66,7 @@ NO_CURRENT_OBJECT = ("404", "NoSuchKey")
 # Pure parts.
 def parse_message(body: str, bucket: str) -> HarvestMessage:
     message = HarvestMessage.from_body(body)
-    if message.bucket != bucket:
-        raise InvalidMessage(f"bucket {message.bucket!r} is not the configured bucket {bucket!r}")
-    if message.key != dataset_key(message.ID):
-        raise InvalidMessage(f"key {message.key!r} is not {dataset_key(message.ID)!r}")
+    message.check_location(bucket)
     return message
 
 
