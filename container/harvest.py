@@ -307,11 +307,10 @@ def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: A
                                 size=stored.size, rows=rows, harvested_at=harvested_at)
         announce(s3, sqs, settings, message.to_body(), stored, rows)
         log.info("%s: harvested %d rows, %d bytes", entry.id, rows, stored.size)
-        if source.rows_updated_at is None:  # nothing to compare a stored copy with
-            log.warning("%s: %s", entry.id, NO_SOURCE_VERSION)
-            return outcome(HARVESTED, reason=NO_SOURCE_VERSION, rows=rows, size=stored.size,
-                           version_id=stored.version_id)
-        return outcome(HARVESTED, rows=rows, size=stored.size, version_id=stored.version_id)
+        note = NO_SOURCE_VERSION if source.rows_updated_at is None else ""  # nothing to compare a copy with
+        if note:
+            log.warning("%s: %s", entry.id, note)
+        return outcome(HARVESTED, reason=note, rows=rows, size=stored.size, version_id=stored.version_id)
     except (PortalError, InvalidPage, DeadlineExceeded) as error:
         reason = str(error)
     except requests.RequestException as error:  # a body cut short, a timeout mid-page
