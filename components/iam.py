@@ -43,15 +43,23 @@ def document(*statements: Mapping[str, Any]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def trust_policy(service: str, source_account: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
-    """Who may assume the role; `source_account` guards against the confused-deputy problem."""
+def trust_policy(service: str, source_account: pulumi.Input[str] | None = None,
+                 source_arn: pulumi.Input[str] | None = None) -> pulumi.Output[str]:
+    """Who may assume the role; `source_account` guards against the confused-deputy problem, and
+    `source_arn` (where the service documents one, and both conditions must hold) narrows it to
+    one resource of that account."""
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": service},
         "Action": "sts:AssumeRole",
     }
+    condition: dict[str, Any] = {}
     if source_account is not None:
-        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn is not None:
+        condition["ArnEquals"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
     return document(statement)
 
 
@@ -66,7 +74,8 @@ def objects_arn(bucket_arn: pulumi.Input[str], pattern: str = "*") -> pulumi.Out
 
 def role(name: str, service: str, policy: pulumi.Input[str], parent: pulumi.Resource,
          description: str, *, name_prefix: str,
-         source_account: pulumi.Input[str] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+         source_account: pulumi.Input[str] | None = None,
+         source_arn: pulumi.Input[str] | None = None) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """One role for one principal with its single inline policy (no managed policies).
 
     Named by `name_prefix` plus the provider's unique suffix: readable in the console, and a
@@ -79,7 +88,7 @@ def role(name: str, service: str, policy: pulumi.Input[str], parent: pulumi.Reso
         name,
         name_prefix=name_prefix,
         description=description,
-        assume_role_policy=trust_policy(service, source_account),
+        assume_role_policy=trust_policy(service, source_account, source_arn),
         opts=opts,
     )
     inline = aws.iam.RolePolicy(f"{name}-policy", role=created.id, policy=policy, opts=opts)

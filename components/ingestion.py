@@ -382,7 +382,8 @@ class Ingestion(pulumi.ComponentResource):
                 iam.document(iam.allow("SubmitHarvest", ["batch:SubmitJob"],
                                        [self.job_queue.arn, self.job_definition.arn])),
                 self, "EventBridge Scheduler: submit the harvest job, nothing else",
-                name_prefix=roles["scheduler"], source_account=account_id)
+                # Scheduler documents the schedule group's ARN as the source to trust.
+                name_prefix=roles["scheduler"], source_account=account_id, source_arn=schedule_group.arn)
             self.schedule = aws.scheduler.Schedule(
                 f"{name}-schedule",
                 description="Starts a harvest of the portal",

@@ -292,12 +292,15 @@ def test_every_bucket_queue_and_topic_refuses_plain_http(everything):
 
 
 def test_each_role_trusts_exactly_one_service_of_this_account(everything):
-    services = {}
+    services, sources = {}, {}
     for name, document in everything.policies():
         if name.endswith(" trust"):
             (statement,) = statements(document)
             assert statement["Action"] == "sts:AssumeRole" and statement["Effect"] == "Allow"
-            assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+            condition = dict(statement["Condition"])
+            assert condition.pop("StringEquals") == {"aws:SourceAccount": ACCOUNT}, name
+            sources[name] = condition.pop("ArnEquals", {}).get("aws:SourceArn")
+            assert condition == {}, name
             services[name] = statement["Principal"]["Service"]
     assert services == {
         "ingestion-execution-role trust": "ecs-tasks.amazonaws.com",
@@ -306,6 +309,11 @@ def test_each_role_trusts_exactly_one_service_of_this_account(everything):
         "processing-metadata-role trust": "lambda.amazonaws.com",
         "notification-criteria-role trust": "lambda.amazonaws.com",
     }
+    # Scheduler, as it documents, is trusted only for this stack's schedule group (the others have
+    # no such source: a task or a function is not a resource the service names as the caller).
+    (group,) = everything.of_type("aws:scheduler/scheduleGroup:ScheduleGroup")
+    assert {name: arn for name, arn in sources.items() if arn} == {
+        "ingestion-scheduler-role trust": group.outputs["arn"]}
 
 
 def test_no_role_gets_a_managed_policy(everything):
