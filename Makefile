@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint lock-image clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
@@ -31,5 +31,19 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 
+# Pins the harvester image's requirements (container/requirements.in) and every dependency of
+# them, each with the hashes of its PyPI wheels: the image build installs with --require-hashes.
+# Needs PyPI, and the image's Python (3.11, Linux); keeps the current pins unless the .in changed.
+# pip-tools gets a venv of its own, so the project's .venv stays what requirements-dev.txt says.
+LOCK_VENV := .venv-lock
+lock-image:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2; }
+	cd container && env -u PIP_EXTRA_INDEX_URL -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+		CUSTOM_COMPILE_COMMAND="make lock-image" \
+		../$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--index-url https://pypi.org/simple --no-emit-index-url --pip-args "--only-binary :all:" \
+		--output-file requirements.txt requirements.in
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(LOCK_VENV) out .pytest_cache .mypy_cache

@@ -16,9 +16,29 @@ DOCKERFILE = ROOT / "container" / "Dockerfile"
 IMAGE_REQUIREMENTS = ROOT / "container" / "requirements.txt"
 
 
+IMAGE_REQUIREMENTS_IN = ROOT / "container" / "requirements.in"
+PIN = re.compile(r"^([A-Za-z0-9][\w.-]*)==([\w.]+)", re.M)
+
+
 def pins(path: Path) -> dict[str, str]:
-    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return dict(line.lower().split("==") for line in lines if line and not line.startswith("-r"))
+    """name -> version of every `name==version` line (hash lines and comments aside)."""
+    return {name.lower(): version for name, version in PIN.findall(path.read_text())}
+
+
+def hashed_pins(path: Path) -> dict[str, list[str]]:
+    """name -> the sha256 hashes that follow its pin (pip-compile's `name==v \\` + `--hash=` lines)."""
+    hashes: dict[str, list[str]] = {}
+    name = None
+    for line in path.read_text().splitlines():
+        pinned = PIN.match(line)
+        if pinned:
+            name = pinned.group(1).lower()
+            hashes[name] = []
+        elif line.strip().startswith("--hash=") and name is not None:
+            hashes[name].append(line.strip().removesuffix("\\").strip())
+        elif not line.startswith(" "):
+            name = None
+    return hashes
 
 
 def test_hadolint_finds_nothing():
@@ -45,6 +65,19 @@ def test_image_requirements_are_pinned_and_match_the_tested_versions():
     assert all(re.fullmatch(r"[\w.]+", version) for version in image.values())
     for name in ("sodapy", "requests", "urllib3", "boto3", "numpy"):
         assert image[name] == tested[name]
+    # The lock was made from requirements.in as it is now (`make lock-image` after editing it).
+    wanted = pins(IMAGE_REQUIREMENTS_IN)
+    assert set(wanted) == {"sodapy", "requests", "urllib3", "boto3", "numpy"}
+    assert {name: image[name] for name in wanted} == wanted
+
+
+def test_every_image_requirement_is_installed_only_by_its_hashes():
+    hashes = hashed_pins(IMAGE_REQUIREMENTS)
+    assert set(hashes) == set(pins(IMAGE_REQUIREMENTS)) and len(hashes) >= 13  # every dependency, pinned
+    for name, lines in hashes.items():
+        assert lines and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in lines), name
+    install = next(line for line in DOCKERFILE.read_text().splitlines() if "pip install" in line)
+    assert "--require-hashes" in install and "-r container/requirements.txt" in install
 
 
 def modules_of(distributions: set[str]) -> set[str]:
