@@ -46,8 +46,12 @@ def lambda_archive(root: Path = ROOT) -> pulumi.AssetArchive:
     return pulumi.AssetArchive({name: pulumi.FileAsset(str(root / name)) for name in lambda_files(root)})
 
 
+# The lock's input: the image installs the lock (requirements.txt) it was resolved into.
+NOT_IN_IMAGE = ("container/requirements.in",)
+
+
 def image_files(root: Path = ROOT) -> list[str]:
-    return [p.as_posix() for p in _files(IMAGE_SOURCES, root, None)]
+    return [p.as_posix() for p in _files(IMAGE_SOURCES, root, None) if p.as_posix() not in NOT_IN_IMAGE]
 
 
 def source_hash(root: Path = ROOT) -> str:
