@@ -427,8 +427,10 @@ def print_keep_instructions(aws: LocalAws, console: Console) -> None:
         f"  # the harvester's settings here: BUCKET={resources.bucket} QUEUE_URL={resources.queue_url}",
         f"  aws s3 ls s3://{resources.bucket} --recursive",
         f"  aws dynamodb scan --table-name {resources.table}",
-        f"  aws sqs receive-message --queue-url {resources.dead_letter_queue_url}",
-        f"  aws sqs receive-message --queue-url {resources.criteria_dead_letter_queue_url}",
+        # AWS CLI v1 sends `aws sqs` to its own regional endpoint unless --endpoint-url is given: it
+        # ignores AWS_ENDPOINT_URL for SQS (awscli/customizations/overridesslcommonname.py).
+        f"  aws sqs receive-message --endpoint-url {endpoint} --queue-url {resources.dead_letter_queue_url}",
+        f"  aws sqs receive-message --endpoint-url {endpoint} --queue-url {resources.criteria_dead_letter_queue_url}",
     ]
     for line in lines:  # soft wrap: commands stay on one line, ready to paste
         console.print(line, markup=False, soft_wrap=True)

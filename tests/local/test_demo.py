@@ -354,6 +354,9 @@ def test_keep_prints_ready_to_paste_commands_and_the_harvester_settings():
            "AWS_DEFAULT_REGION=us-east-1" in lines  # one line at any width
     assert "  # the harvester's settings here: BUCKET=b QUEUE_URL=http://e/q" in lines
     assert "  aws dynamodb scan --table-name t" in lines
+    # AWS CLI v1 ignores AWS_ENDPOINT_URL for `aws sqs` (it picks SQS's regional endpoint itself).
+    sqs = [line for line in lines if line.startswith("  aws sqs ")]
+    assert len(sqs) == 2 and all("--endpoint-url http://127.0.0.1:1 " in line for line in sqs)
 
 
 def test_an_emulator_that_fails_to_start_gives_the_host_its_aws_settings_back(monkeypatch):
