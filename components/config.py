@@ -328,6 +328,15 @@ class PipelineConfig:
         if self.job_memory_mib not in memory:
             raise ConfigError(f"{PROJECT}:jobMemoryMiB must be {_describe(memory)} when {PROJECT}:jobVcpu is "
                               f"{self.job_vcpu} (Fargate vCPU/memory combinations) (got {self.job_memory_mib})")
+        # The default VPC's default subnets route to an internet gateway, with no NAT gateway: a
+        # Fargate task there without a public IP cannot pull its image, read its secret or reach the
+        # portal, so every job would fail before it starts (Batch: "If the subnets ... don't have NAT
+        # gateways attached, the assignPublicIp parameter in the job definition must be set to ENABLED").
+        if not self.assign_public_ip and not self.subnet_ids:
+            raise ConfigError(f"{PROJECT}:assignPublicIp must be true when {PROJECT}:subnetIds is empty: the default "
+                              f"VPC's subnets have no NAT gateway, so a task without a public IP could not pull its "
+                              f"image nor reach the portal; to turn it off, set {PROJECT}:subnetIds to private subnets "
+                              f"with a NAT gateway (got {self.assign_public_ip})")
         # A message keeps its first enqueue time in the DLQ, so a DLQ that keeps messages for less
         # time than the queue would drop them as soon as they arrive.
         if self.dead_letter_retention_seconds < self.message_retention_seconds:

@@ -346,3 +346,16 @@ def test_role_name_prefixes_fit_iam_at_any_allowed_setting(values):
 def test_a_long_criteria_function_name_is_cut_to_fit_its_role_prefix():
     config = PipelineConfig.from_values({"criteriaFunctionName": "C" * 64})
     assert config.role_name_prefixes["criteria"] == "C" * 37 + "-"
+
+
+# --- The job's network: what Batch on Fargate can use ---------------------------------------
+
+def test_a_task_without_a_public_ip_needs_subnets_of_its_own():
+    # The default VPC's default subnets route to an internet gateway and have no NAT gateway:
+    # a Fargate task there without a public IP cannot pull its image, read its secret or reach
+    # the portal, so every job would fail before it starts (Batch's Fargate compute environments).
+    with pytest.raises(ConfigError, match=r"^arti4207:assignPublicIp must be true when arti4207:subnetIds is "
+                                          r"empty.*\(got False\)"):
+        PipelineConfig.from_values({"assignPublicIp": "false"})
+    config = PipelineConfig.from_values({"assignPublicIp": "false", "subnetIds": ["subnet-0aaa1111"]})
+    assert (config.assign_public_ip, config.subnet_ids) == (False, ["subnet-0aaa1111"])
