@@ -149,6 +149,22 @@ _SQS_QUEUE = _name("SQS queue name", 80)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+# EC2 subnet ids (8 or 17 hex digits). Batch on Fargate takes at most 16 subnets per compute
+# environment (ComputeResource.subnets); a malformed or 17th one fails only mid-deploy, in
+# CreateComputeEnvironment (the program looks up the first subnet alone, for its VPC).
+_SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+FARGATE_MAX_SUBNETS = 16
+
+
+def _subnets(values: list) -> str | None:
+    bad = [v for v in values if not _SUBNET_ID.fullmatch(v)]
+    if bad:
+        return f"must be subnet ids (subnet- and 8 or 17 hex digits): {', '.join(map(repr, bad))} is not"
+    if len(values) > FARGATE_MAX_SUBNETS:
+        return f"may list at most {FARGATE_MAX_SUBNETS} subnets (Batch on Fargate; {len(values)} given)"
+    return None
+
+
 def _emails(values: list) -> str | None:
     bad = [v for v in values if not _EMAIL.fullmatch(v)]
     return f"must be email addresses ({', '.join(map(repr, bad))} is not)" if bad else None
@@ -232,7 +248,8 @@ class PipelineConfig:
     use_spot: bool = _setting(True, "6", "run the job on Fargate Spot (else on-demand Fargate)")
     max_vcpus: int = _setting(1, "6", "max vCPUs of the compute environment (array jobs share them)",
                               _in_range(1, 256))
-    subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's default subnets")
+    subnet_ids: list = _setting([], "6", "subnets of the compute environment; empty: the default VPC's default subnets",
+                                _subnets)
     job_queue_name: str = _setting("ARTI4207-Queue", "6", "Batch job queue",
                                    _name("Batch job queue name", 128, first="A-Za-z0-9"))
     job_definition_name: str = _setting("ARTI4207-Job", "6", "Batch job definition",

@@ -125,9 +125,9 @@ def test_well_formed_schedules_are_accepted(schedule):
 
 def test_values_arrive_as_pulumi_strings_or_yaml_natives():
     config = PipelineConfig.from_values({"useSpot": "false", "assignPublicIp": False, "batchSize": "3",
-                                         "maxVcpus": 4, "subnetIds": '["subnet-a", "subnet-b"]'})
+                                         "maxVcpus": 4, "subnetIds": '["subnet-0aaa1111", "subnet-0bbb2222"]'})
     assert (config.use_spot, config.assign_public_ip, config.batch_size, config.max_vcpus) == (False, False, 3, 4)
-    assert config.subnet_ids == ["subnet-a", "subnet-b"]
+    assert config.subnet_ids == ["subnet-0aaa1111", "subnet-0bbb2222"]
 
 
 def test_derived_settings_follow_their_inputs():
@@ -359,3 +359,18 @@ def test_a_task_without_a_public_ip_needs_subnets_of_its_own():
         PipelineConfig.from_values({"assignPublicIp": "false"})
     config = PipelineConfig.from_values({"assignPublicIp": "false", "subnetIds": ["subnet-0aaa1111"]})
     assert (config.assign_public_ip, config.subnet_ids) == (False, ["subnet-0aaa1111"])
+
+
+@pytest.mark.parametrize("subnets, message", [
+    (["subnet-1"], r"must be subnet ids \(subnet- and 8 or 17 hex digits\): 'subnet-1' is not"),
+    (["subnet-0aaa1111", "sg-0aaa1111"], r"must be subnet ids .*: 'sg-0aaa1111' is not"),
+    ([f"subnet-{i:08x}" for i in range(17)], r"may list at most 16 subnets \(Batch on Fargate; 17 given\)"),
+])
+def test_subnets_batch_on_fargate_would_refuse_are_rejected(subnets, message):
+    with pytest.raises(ConfigError, match=f"^arti4207:subnetIds {message}"):
+        PipelineConfig.from_values({"subnetIds": subnets})
+
+
+def test_subnet_ids_of_both_lengths_and_up_to_16_are_accepted():
+    subnets = ["subnet-0123456789abcdef0", *(f"subnet-{i:08x}" for i in range(15))]
+    assert PipelineConfig.from_values({"subnetIds": subnets}).subnet_ids == subnets

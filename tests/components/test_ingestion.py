@@ -234,10 +234,10 @@ def test_security_group_allows_no_inbound_and_only_outbound_https(dev):
 
 def test_configured_subnets_and_on_demand_fargate_replace_the_defaults():
     import dataclasses
-    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), subnet_ids=["subnet-0123"], use_spot=False)
+    config = dataclasses.replace(PipelineConfig.from_stack_file("dev"), subnet_ids=["subnet-0123abcd"], use_spot=False)
     deployment = ingestion(config)
     resources = deployment.one("aws:batch/computeEnvironment:ComputeEnvironment").inputs["computeResources"]
-    assert resources["type"] == "FARGATE" and resources["subnets"] == ["subnet-0123"]
+    assert resources["type"] == "FARGATE" and resources["subnets"] == ["subnet-0123abcd"]
     assert deployment.one("aws:ec2/securityGroup:SecurityGroup").inputs["vpcId"] == CUSTOM_VPC
     assert not any(c.token == "aws:ec2/getVpc:getVpc" for c in deployment.mocks.calls)
 
