@@ -15,8 +15,8 @@ Memory stays bounded whatever the input:
   instead of its tail being read as records;
 - per-column counts are aggregated from each record's *empty-cell pattern* (which cells are
   empty): a dataset usually has few distinct patterns, and past `PATTERN_LIMIT` of them (a
-  sparse dataset can have nearly one per row) they are added to the per-column totals and
-  forgotten.
+  sparse dataset can have nearly one per row), or past `PATTERN_BYTES` of them (a wide one's
+  are long), they are added to the per-column totals and forgotten.
 
 Speed: the `csv` module alone needs ~4 s for the 1,000,000 x 23 benchmark file, because it
 creates a Python string per cell; pandas' C parser takes about as long in total. So the two
@@ -51,6 +51,9 @@ LINE_LIMIT = 8 << 20  # bytes: longer lines are dropped (memory bound), Socrata 
 SAMPLE_HEAD = 1_000
 SAMPLE_STEP = 100
 PATTERN_LIMIT = 1 << 16  # distinct empty-cell patterns kept before they are folded into the totals
+# ... and their bytes: a pattern holds a byte or two per cell, so on a wide file the number alone
+# bounds little (65,536 patterns of 3,000 columns are some 300 MB).
+PATTERN_BYTES = 16 << 20
 _BOM = codecs.BOM_UTF8
 
 # Block transform of quote-free records (see `_pattern_lines`).
@@ -150,7 +153,8 @@ class CsvProfiler:
         self._checks: list[tuple[int, Callable[[str], object]]] = []
         self._patterns: Counter[bytes] = Counter()  # empty-cell patterns of quote-free records
         self._pairs: Counter[bytes] = Counter()  # the same for clean quoted records
-        self._flags: Counter[tuple[bool, ...]] = Counter()  # the same for parsed records
+        self._flags: Counter[bytes] = Counter()  # the same for parsed records: 1 per empty cell, else 0
+        self._pattern_bytes = 0  # bytes of the patterns counted since the last fold (repeats too)
         self._empty: list[int] = []  # per column: the empty cells of the patterns folded so far
         self._ragged = 0  # ... and their ragged records
         self._distinct = _DistinctRecords()
@@ -186,8 +190,9 @@ class CsvProfiler:
         lines, self._carry = data[:cut], data[cut:]
         while lines:  # an overflow inside the block hands the rest to the skip, and back
             lines = self._skip(lines) if self._skipping else self._block(lines)
-        # At most PATTERN_LIMIT patterns plus one chunk's are ever kept.
-        if len(self._patterns) + len(self._pairs) + len(self._flags) > PATTERN_LIMIT:
+        # At most PATTERN_LIMIT patterns (PATTERN_BYTES of them) plus one chunk's are ever kept.
+        if (len(self._patterns) + len(self._pairs) + len(self._flags) > PATTERN_LIMIT
+                or self._pattern_bytes > PATTERN_BYTES):
             self._fold_patterns()
         if self._skipping:  # the partial line belongs to the dropped record too
             self._skip(self._carry)
@@ -382,7 +387,7 @@ class CsvProfiler:
         base = self._rows
         self._rows += len(lines)
         self._distinct.add(lines)
-        self._patterns.update(_pattern_lines(block))
+        self._count_patterns(self._patterns, _pattern_lines(block))
         sample = _sample(lines, base, self._sample_head, self._sample_step)
         if sample:
             self._check([line.decode("utf-8", "replace").split(",") for line in sample])
@@ -392,7 +397,7 @@ class CsvProfiler:
         base = self._rows
         self._rows += len(lines)
         self._distinct.add(lines)
-        self._pairs.update(patterns)
+        self._count_patterns(self._pairs, patterns)
         sample = _sample(lines, base, self._sample_head, self._sample_step)
         if sample:
             self._check([_split_clean(line) for line in sample])
@@ -417,8 +422,9 @@ class CsvProfiler:
         self._distinct.add([record for record, _ in kept])
         if any(clean):
             fast = [record for record, ok in zip(records, clean) if ok]
-            self._pairs.update(_quoted_patterns(b"\n".join(fast) + b"\n"))
-        self._flags.update(tuple(map(not_, row)) for _, row in kept if row is not None)
+            self._count_patterns(self._pairs, _quoted_patterns(b"\n".join(fast) + b"\n"))
+        # A byte per cell: as a tuple of bools each cell took an 8-byte pointer.
+        self._count_patterns(self._flags, [bytes(map(not_, row)) for _, row in kept if row is not None])
         sample = _sample(kept, base, self._sample_head, self._sample_step)
         if sample:
             self._check([_split_clean(record) if row is None else row for record, row in sample])
@@ -468,6 +474,10 @@ class CsvProfiler:
             self._code_pairs += sum(1 for v in verdicts if v is not None)
             self._code_pairs_consistent += sum(1 for v in verdicts if v)
 
+    def _count_patterns(self, counter: Counter[bytes], patterns: list[bytes]) -> None:
+        counter.update(patterns)
+        self._pattern_bytes += sum(map(len, patterns))
+
     def _fold_patterns(self) -> None:
         """Adds the patterns counted so far to the per-column totals, and forgets them."""
         empty = self._empty
@@ -481,6 +491,7 @@ class CsvProfiler:
         self._patterns.clear()
         self._pairs.clear()
         self._flags.clear()
+        self._pattern_bytes = 0
 
     # Result.
     def _profile(self) -> CsvProfile:
@@ -622,7 +633,7 @@ def _split_clean(record: bytes) -> list[str]:
     return record.decode("utf-8", "replace")[1:-1].split('","')
 
 
-def _add_empty(empty: list[int], flags: Iterable[bool], count: int) -> int:
+def _add_empty(empty: list[int], flags: Iterable[int], count: int) -> int:
     """Adds one record pattern's empty cells to the per-column totals; returns the ragged count."""
     flags = list(flags)
     width = len(empty)

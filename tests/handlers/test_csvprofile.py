@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -98,6 +99,7 @@ def tiny_memory_bounds():
     totals, hashes routed and deduplicated."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(csvprofile, "PATTERN_LIMIT", 2)
+        patch.setattr(csvprofile, "PATTERN_BYTES", 16)
         patch.setattr(csvprofile._DistinctRecords, "DEDUPLICATE", 5)
         yield
 
@@ -231,3 +233,44 @@ def test_divipola_codes_are_checked_on_the_sample_by_header_name_or_by_the_given
                         column_codes={"departamento": "department", "ciudad_municipio": "municipality"})
     assert (named.code_checked, named.code_pairs_consistent) == ((1, 1), 1)
     assert profile_csv([b"departamento,ciudad_municipio\n11,11001\n"]).code_checked == (0, 0)
+
+
+
+def kept_pattern_bytes(profiler: csvprofile.CsvProfiler) -> int:
+    """Memory held by the empty-cell patterns not yet folded into the totals."""
+    return sum(sys.getsizeof(pattern) for patterns in (profiler._patterns, profiler._pairs, profiler._flags)
+               for pattern in patterns)
+
+
+def wide_sparse_profile(rows: int, quoted: bool) -> tuple[csvprofile.CsvProfile, int]:
+    """Profiles 3,001-column records, nearly each with its own empty-cell pattern (segments of 100
+    cells picked at random; quoted: every cell quoted, and an escaped quote in the first, so each
+    record goes through csv.reader); returns the profile and the most pattern memory held."""
+    rnd = random.Random(9)
+    cell, empty = (b'"x"', b'""') if quoted else (b"x", b"")
+    segments = [b",".join(rnd.choice((cell, empty)) for _ in range(100)) for _ in range(64)]
+    first = b'"a""b",' if quoted else b"a,"
+    profiler = csvprofile.CsvProfiler()
+    profiler.feed(b",".join(b"c%d" % i for i in range(3001)) + b"\n")
+    peak = 0
+    for _ in range(rows // 200):  # chunks of 200 records, 0.9 MB
+        profiler.feed(b"".join(first + b",".join(rnd.choice(segments) for _ in range(30)) + b"\n"
+                               for _ in range(200)))
+        peak = max(peak, kept_pattern_bytes(profiler))
+    return profiler.close(), peak
+
+
+def test_patterns_kept_are_bounded_in_bytes_not_only_in_number(monkeypatch):
+    # 65,536 patterns of a 3,000-column file are some 300 MB: the number alone bounds nothing.
+    monkeypatch.setattr(csvprofile, "PATTERN_BYTES", 2 << 20)
+    profile, peak = wide_sparse_profile(3_000, quoted=False)  # 13 MB of distinct patterns
+    assert profile.rows == 3_000
+    assert peak < (2 << 20) + (2 << 20)  # the budget plus one chunk's
+
+
+def test_a_parsed_records_pattern_keeps_a_byte_per_cell():
+    # As a tuple of bools each cell took an 8-byte pointer: a 1,000-column sparse file through
+    # csv.reader held 65,536 such tuples, 525 MiB, over the criteria Lambda's 512 MB.
+    profile, peak = wide_sparse_profile(2_000, quoted=True)
+    assert profile.rows == 2_000 and profile.ragged_rows == 0
+    assert peak < 2_000 * (3_001 + 100)
