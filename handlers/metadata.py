@@ -42,7 +42,8 @@ The criteria Lambda tolerates that: it stores a result only for the version the 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+import logging
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -57,7 +58,12 @@ from handlers.clients import client, env
 from handlers.digest import CHUNK_SIZE, ObjectDigest, digest_chunks
 
 logger = Logger()
-processor = BatchProcessor(event_type=EventType.SQS)
+# `logger`: each failed record is logged (a warning with its traceback and this record's keys).
+# Without it Powertools logs a failure at debug level only, and a partial batch (batchSize > 1)
+# is a successful invocation Lambda logs nothing about: a record failing on, say, Publish would
+# reach the DLQ with no word in the log of why. (Typed as a logging.Logger; Powertools' Logger has
+# the one call it makes, warning(msg, exc_info=...), and keeps the JSON format and the keys.)
+processor = BatchProcessor(event_type=EventType.SQS, logger=cast(logging.Logger, logger))
 # HeadObject of a key with no current object, for a role with s3:ListBucket (this one); without
 # it S3 would answer 403, which here can only mean a permission problem: that one fails the record.
 NO_CURRENT_OBJECT = ("404", "NoSuchKey")

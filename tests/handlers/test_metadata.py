@@ -196,3 +196,27 @@ def test_deleted_version_fails_and_is_retried(aws):
     with pytest.raises(BatchProcessingError):
         metadata.handler(sqs_event(record), Context())
     assert aws.items() == [] and aws.published() == []
+
+
+def test_a_record_failing_in_a_partial_batch_leaves_its_error_in_the_log(aws, caplog, monkeypatch):
+    # With batchSize > 1 the invocation succeeds and returns batchItemFailures: Lambda logs no
+    # error, Powertools only at debug level, so after maxReceiveCount the DLQ alarm would point at
+    # a log group holding no word of why (here SNS refusing one dataset's notification).
+    good, bad = stored(aws, "abcd-1234"), stored(aws)
+    sns = clients.client("sns")
+    real_publish = sns.publish
+
+    def refuse_one(**kwargs):
+        if json.loads(kwargs["Message"])["ID"] == bad.ID:
+            raise ClientError({"Error": {"Code": "KMSThrottlingException", "Message": "slow"}}, "Publish")
+        return real_publish(**kwargs)
+
+    monkeypatch.setattr(sns, "publish", refuse_one)
+    response = metadata.handler(sqs_event(sqs_record(good.to_body(), message_id="good"),
+                                          sqs_record(bad.to_body(), message_id="bad")), Context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    [failed] = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR") and r.exc_info]
+    assert "KMSThrottlingException" in str(failed.exc_info[1])
+    logged_line = json.loads(metadata.logger.registered_formatter.format(failed))  # as the Lambda writes it
+    assert (logged_line["dataset_id"], logged_line["message_id"]) == (bad.ID, "bad")
