@@ -6,8 +6,11 @@ Change detection ("nothing lost"): the object's metadata records the portal's ro
 once the SQS message is sent, one PutObjectTagging records the records stored (`rows`) and
 `announced=true`; when the message cannot be sent, `rows` alone is tagged. A rerun skips a
 dataset when rowsUpdatedAt and both tags match, re-sends the message (no download) when `rows`
-is there but not `announced`, and harvests otherwise (or always with FORCE): an object left
-untagged (the job killed between storing and tagging it) is harvested again.
+is there but not `announced`, and harvests otherwise: an object left untagged (the job killed
+between storing and tagging it) is harvested again. FORCE harvests every dataset again, except,
+on a Batch retry, those an earlier attempt of the same job already stored (the object records
+the job id, which Batch keeps for every attempt): a forced job retried after a Spot reclaim
+does only what is left, as an unforced one does.
 
 The job's deadline (`container.deadline`: JOB_TIMEOUT less a margin, or now on SIGTERM) bounds
 every dataset's own: at it, the running datasets stop (their uploads aborted), no other one is
@@ -47,6 +50,9 @@ WORKER_PREFIX = "dataset_"  # the names of harvest_all's worker threads
 logger = logging.getLogger("harvester")
 
 HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED = "harvested", "skipped", "re-announced", "failed", "rejected"
+# Why a dataset is skipped (or only re-announced): the reason on its summary line.
+UNCHANGED = "unchanged"
+EARLIER_ATTEMPT = "stored by an earlier attempt of this job"
 STATUSES = (HARVESTED, SKIPPED, REANNOUNCED, FAILED, REJECTED)
 # A harvested dataset's note when the portal's metadata has no rowsUpdatedAt: a rerun cannot tell
 # whether it changed, so it harvests (and announces) it again each time.
@@ -148,6 +154,7 @@ class StoredState:
     source_updated_at: int | None
     harvested_at: str
     announced: bool
+    harvest_job: str = ""
 
 
 def stored_state(s3: Any, bucket: str, key: str) -> StoredState | None:
@@ -167,7 +174,8 @@ def stored_state(s3: Any, bucket: str, key: str) -> StoredState | None:
 
     return StoredState(head.get("VersionId"), head["ContentLength"], number(tags.get(ObjectTags.ROWS)),
                        number(metadata.get(ObjectMetadata.SOURCE_UPDATED_AT)),
-                       metadata.get(ObjectMetadata.HARVESTED_AT, ""), tags.get(ObjectTags.ANNOUNCED) == ObjectTags.TRUE)
+                       metadata.get(ObjectMetadata.HARVESTED_AT, ""), tags.get(ObjectTags.ANNOUNCED) == ObjectTags.TRUE,
+                       metadata.get(ObjectMetadata.HARVEST_JOB, ""))
 
 
 def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id: str,
@@ -182,6 +190,8 @@ def store_dataset(portal: PortalClient, s3: Any, settings: Settings, dataset_id:
     start_metadata = {ObjectMetadata.HARVESTED_AT: harvested_at, ObjectMetadata.SOURCE_DOMAIN: portal.host}
     if source.rows_updated_at is not None:
         start_metadata[ObjectMetadata.SOURCE_UPDATED_AT] = str(source.rows_updated_at)
+    if settings.job_id:
+        start_metadata[ObjectMetadata.HARVEST_JOB] = settings.job_id
     rows, offset, header = 0, 0, None
     next_page: Future[requests.Response] | None = None
 
@@ -264,6 +274,16 @@ def announce(s3: Any, sqs: Any, settings: Settings, message_body: str, stored: S
     put_tags(s3, stored, {ObjectTags.ROWS: str(rows), ObjectTags.ANNOUNCED: ObjectTags.TRUE})
 
 
+def already_done(state: StoredState, source: SourceMetadata, settings: Settings) -> str:
+    """Why the stored copy (its rows tagged) needs no download: UNCHANGED or EARLIER_ATTEMPT; "" when
+    it does."""
+    if settings.force:  # only what an earlier attempt of this very job stored
+        return EARLIER_ATTEMPT if settings.job_id and state.harvest_job == settings.job_id else ""
+    if source.rows_updated_at is not None and state.source_updated_at == source.rows_updated_at:
+        return UNCHANGED
+    return ""
+
+
 def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: Any, settings: Settings,
                     job: Deadline | None = None) -> Outcome:
     """Skip, re-announce or harvest one dataset by its deadline and the `job`'s, whichever comes
@@ -287,14 +307,12 @@ def harvest_dataset(entry: InventoryEntry, portal: PortalClient, s3: Any, sqs: A
         elif entry.missing:
             log.warning("%s: inventory row without %s; kept empty", entry.id, ", ".join(entry.missing))
         key = dataset_key(entry.id)
-        state = None if settings.force else stored_state(s3, settings.bucket, key)
-        if (state is not None and state.rows is not None and source.rows_updated_at is not None
-                and state.source_updated_at == source.rows_updated_at):
+        state = None if settings.force and not settings.job_id else stored_state(s3, settings.bucket, key)
+        if state is not None and state.rows is not None and (done := already_done(state, source, settings)):
             if state.announced:
-                log.info("%s: unchanged since %s (rowsUpdatedAt %s): skipped", entry.id, state.harvested_at,
+                log.info("%s: %s (harvested %s, rowsUpdatedAt %s): skipped", entry.id, done, state.harvested_at,
                          source.rows_updated_at)
-                return outcome(SKIPPED, reason="unchanged", rows=state.rows, size=state.size,
-                               version_id=state.version_id)
+                return outcome(SKIPPED, reason=done, rows=state.rows, size=state.size, version_id=state.version_id)
             stored = StoredObject(settings.bucket, key, state.version_id, state.size)
             message = build_message(entry, source, bucket=settings.bucket, key=key, version_id=state.version_id,
                                     size=state.size, rows=state.rows, harvested_at=state.harvested_at)

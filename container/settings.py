@@ -31,6 +31,7 @@ class Settings:
     shard_count: int = JobDefaults.SHARD_COUNT
     shard_index: int = 0
     force: bool = False
+    job_id: str = ""  # AWS_BATCH_JOB_ID: the same on every attempt of the job
     page_size: int = JobDefaults.PAGE_SIZE
     http_timeout: float = JobDefaults.HTTP_TIMEOUT
     http_retries: int = JobDefaults.HTTP_RETRIES
@@ -124,6 +125,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         shard_count=shard_count,
         shard_index=shard_index,
         force=_parsed(env, JobEnv.FORCE, False, _boolean, lambda v: True, "true or false"),
+        job_id=env.get(JobEnv.JOB_ID, "").strip(),
         page_size=_parsed(env, JobEnv.PAGE_SIZE, JobDefaults.PAGE_SIZE, int, lambda v: 1 <= v <= 50000,
                           "a whole number from 1 to 50000 (the SODA 2.0 maximum)"),
         http_timeout=_parsed(env, JobEnv.HTTP_TIMEOUT, JobDefaults.HTTP_TIMEOUT, float, lambda v: 0 < v <= 600,

@@ -85,8 +85,10 @@ class JobEnv:
     HARVEST_CONCURRENCY = "HARVEST_CONCURRENCY"
     SHARD_COUNT = "SHARD_COUNT"
     FORCE = "FORCE"
-    # Set by AWS Batch itself on each child of an array job.
+    # Set by AWS Batch itself: on each child of an array job, and on every job (the same id on
+    # each attempt of a job or of a child, as `parent:index`).
     ARRAY_INDEX = "AWS_BATCH_JOB_ARRAY_INDEX"
+    JOB_ID = "AWS_BATCH_JOB_ID"
     # Tuning knobs of the harvester (optional; defaults in JobDefaults).
     PAGE_SIZE = "PAGE_SIZE"  # rows per CSV page request
     HTTP_TIMEOUT = "HTTP_TIMEOUT"  # seconds to connect / wait for the next bytes
@@ -136,6 +138,7 @@ class ObjectMetadata:
     SOURCE_UPDATED_AT = "source-updated-at"  # portal rowsUpdatedAt, epoch seconds
     HARVESTED_AT = "harvested-at"  # ISO 8601, UTC
     SOURCE_DOMAIN = "source-domain"
+    HARVEST_JOB = "harvest-job"  # the Batch job id that stored it (none when run by hand)
 
 
 class ObjectTags:

@@ -210,6 +210,34 @@ def test_a_dataset_updated_on_the_portal_is_harvested_again_and_force_harvests_a
     assert set(statuses(harvest(settings, force=True)).values()) == {"harvested"}
 
 
+def test_a_forced_job_retried_by_batch_redoes_only_what_its_earlier_attempt_left(settings, harvest, aws, server):
+    # Attempt 1 of a forced job: every dataset again, but one fails (the job exits 1, Batch retries).
+    harvest(settings)
+    aws.messages()
+    server.faults.inject("smal-0001", Fault.error(500))
+    first = harvest(settings, force=True, job_id="job-1")
+    assert statuses(first)["smal-0001"] == "failed" and first.exit_code == 1
+    stored = {i: aws.s3.head_object(Bucket=BUCKET, Key=dataset_key(i))["Metadata"] for i in statuses(first)}
+    assert {i: m.get(ObjectMetadata.HARVEST_JOB) for i, m in stored.items()} == {
+        i: (None if i == "smal-0001" else "job-1") for i in statuses(first)}
+    assert len(aws.messages()) == 3
+    server.faults.clear("smal-0001")
+    csv_requests = {i: server.requests[("csv", i)] for i in statuses(first)}
+
+    # Attempt 2 (Batch gives it the same AWS_BATCH_JOB_ID): only the dataset attempt 1 left.
+    second = harvest(settings, force=True, job_id="job-1")
+
+    assert statuses(second) == {i: ("harvested" if i == "smal-0001" else "skipped") for i in statuses(first)}
+    assert reasons(second)["big1-2345"] == "stored by an earlier attempt of this job" and second.exit_code == 0
+    assert {i: server.requests[("csv", i)] - n for i, n in csv_requests.items()} == {
+        i: (1 if i == "smal-0001" else 0) for i in csv_requests}
+    assert [m["ID"] for m in aws.messages()] == ["smal-0001"]
+    # Another forced job (another id) harvests everything again; so does a forced run by hand (no id).
+    assert set(statuses(harvest(settings, force=True, job_id="job-2")).values()) == {"harvested"}
+    assert set(statuses(harvest(settings, force=True)).values()) == {"harvested"}
+    assert ObjectMetadata.HARVEST_JOB not in aws.s3.head_object(Bucket=BUCKET, Key=dataset_key("smal-0001"))["Metadata"]
+
+
 def test_a_stored_but_unannounced_dataset_is_announced_again_without_downloading(settings, harvest, aws, server):
     harvest(settings)
     first = {m["ID"]: m for m in aws.messages()}

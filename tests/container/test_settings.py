@@ -34,10 +34,10 @@ def test_every_variable_is_read():
                               JobEnv.SHARD_COUNT: "4", JobEnv.ARRAY_INDEX: "3", JobEnv.FORCE: "true",
                               JobEnv.PAGE_SIZE: "1000", JobEnv.HTTP_TIMEOUT: "5", JobEnv.HTTP_RETRIES: "2",
                               JobEnv.RETRY_AFTER_MAX: "10", JobEnv.DATASET_TIMEOUT: "60", JobEnv.PART_SIZE_MIB: "16",
-                              JobEnv.JOB_TIMEOUT: "300"})
+                              JobEnv.JOB_TIMEOUT: "300", JobEnv.JOB_ID: "4f2c-e1:3"})
     assert settings.domain == "http://127.0.0.1:8081" and settings.app_token == "t"
     assert settings.dataset_ids == ("gt2j-8ykr", "jbjy-vk9h") and settings.dataset_limit == 0
-    assert (settings.shard_count, settings.shard_index, settings.force) == (4, 3, True)
+    assert (settings.shard_count, settings.shard_index, settings.force, settings.job_id) == (4, 3, True, "4f2c-e1:3")
     assert (settings.page_size, settings.http_timeout, settings.http_retries) == (1000, 5.0, 2)
     assert (settings.retry_after_max, settings.dataset_timeout, settings.part_size) == (10.0, 60.0, 16 * MIB)
     assert settings.job_timeout == 300
