@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 import pulumi
-from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 from pulumi.runtime.stack import run_pulumi_func
 
@@ -32,6 +32,16 @@ ADDED_SUBNET = "subnet-0ccc3333"  # in the default VPC, not a default subnet
 CUSTOM_VPC = "vpc-0c0ffee"
 
 
+@dataclass(frozen=True)
+class Options:
+    """The resource options the engine would act on when a change replaces or deletes a resource
+    (what the program asked for; None: left to the default)."""
+    protect: bool | None = None
+    retain_on_delete: bool | None = None
+    delete_before_replace: bool | None = None
+    replace_on_changes: tuple[str, ...] = ()
+
+
 @dataclass
 class Registered:
     type: str
@@ -40,6 +50,7 @@ class Registered:
     outputs: dict
     id: str = ""
     urn: str = ""
+    options: Options = field(default_factory=Options)
 
     @property
     def parent_type(self) -> str:
@@ -163,10 +174,12 @@ class PipelineMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.created: list[Registered] = []
         self.calls: list[MockCallArgs] = []
+        self.options: dict[str, Options] = {}  # by logical name, filled in by RecordingMonitor
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
         id_, outputs = _outputs_for(args.typ, args.name, dict(args.inputs))
-        self.created.append(Registered(args.typ, args.name, dict(args.inputs), outputs, id_))
+        self.created.append(Registered(args.typ, args.name, dict(args.inputs), outputs, id_,
+                                       options=self.options.get(args.name, Options())))
         return id_, outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict, list]:
@@ -205,6 +218,22 @@ class PipelineMocks(pulumi.runtime.Mocks):
                     "type": "String", "version": 1,
                     "arn": f"arn:aws:ssm:{REGION}::parameter{name}", "withDecryption": True, "id": name}, []
         raise NotImplementedError(f"unmocked call {token}")
+
+
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping the options of each registration (the stock one hands
+    the mocks the inputs alone), so tests can check what a replacement or a delete would do."""
+
+    mocks: PipelineMocks
+
+    def RegisterResource(self, request):  # noqa: N802 (the gRPC method's name)
+        self.mocks.options[request.name] = Options(
+            protect=request.protect if request.HasField("protect") else None,
+            retain_on_delete=request.retainOnDelete if request.HasField("retainOnDelete") else None,
+            delete_before_replace=request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None,
+            replace_on_changes=tuple(request.replaceOnChanges),
+        )
+        return super().RegisterResource(request)
 
 
 @dataclass
@@ -250,7 +279,7 @@ def deploy(program: Callable[[], Any], config: Mapping[str, Any] | None = None,
     all_config.update({f"{PROJECT}:{k}": v for k, v in (secrets or {}).items()})
     pulumi.runtime.set_all_config(all_config, [f"{PROJECT}:{k}" for k in (secrets or {})])
     mocks = PipelineMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=STACK, preview=False, monitor=RecordingMonitor(mocks))
     exports: dict = {}
     original_export = pulumi.export
     pulumi.export = lambda name, value: exports.__setitem__(name, value)  # read what __main__ exports

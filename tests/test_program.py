@@ -14,7 +14,7 @@ import pytest
 from components.config import ROOT
 from components.iam import RESOURCELESS_ACTIONS
 from contract import LambdaEnv
-from tests.pulumi_mocks import (ACCOUNT, REGION, Deployment, api_document_problems, deploy, schema_problems,
+from tests.pulumi_mocks import (ACCOUNT, REGION, Deployment, Options, api_document_problems, deploy, schema_problems,
                                 stack_config, strings)
 
 MAIN = str(ROOT / "__main__.py")
@@ -166,6 +166,21 @@ def test_the_schema_check_finds_a_misspelt_nested_argument():
     assert sorted(schema_problems(deploy(program))) == [
         "aws:batch/jobQueue:JobQueue queue: computeEnvironmentOrders[0].computeEnvironmnet",
         "aws:lambda/function:Function function: environment.variabels"]
+
+
+def test_the_mocks_record_the_options_a_replacement_or_delete_obeys():
+    # The tests of protection read these: the stock mock monitor drops them.
+    import pulumi_aws as aws
+
+    def program():
+        aws.sqs.Queue("plain")
+        aws.sqs.Queue("kept", opts=pulumi.ResourceOptions(
+            protect=True, retain_on_delete=True, delete_before_replace=False, replace_on_changes=["fifoQueue"]))
+
+    deployment = deploy(program)
+    assert deployment.one("aws:sqs/queue:Queue", "plain").options == Options()
+    assert deployment.one("aws:sqs/queue:Queue", "kept").options == Options(
+        protect=True, retain_on_delete=True, delete_before_replace=False, replace_on_changes=("fifoQueue",))
 
 
 def test_a_misspelt_setting_stops_the_program_instead_of_being_ignored():
