@@ -284,8 +284,9 @@ class PipelineConfig:
     # Step 7: DynamoDB.
     table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH, sort key ID)",
                                _name("DynamoDB table name", 255, low=3, chars="A-Za-z0-9_.-"))
-    deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection; also keeps `pulumi destroy` "
-                                         "from deleting a non-empty bucket or ECR repository (on for production)")
+    deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection, and Pulumi `protect` on the "
+                                         "table and the bucket (no update may replace them); also keeps `pulumi "
+                                         "destroy` from deleting a non-empty bucket or ECR repository (on for production)")
     # Step 8: SNS.
     topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets; "
                                "also names the DLQ of its failed deliveries",

@@ -198,9 +198,12 @@ class Ingestion(pulumi.ComponentResource):
 
         # --- Step 4: S3 bucket -------------------------------------------------------------
         # Without deletion protection `pulumi destroy` empties the (versioned) bucket first; with
-        # it, a bucket holding data is never deleted.
+        # it, a bucket holding data is never deleted, and Pulumi refuses outright any update that
+        # would replace it (a new bucketName deletes the old bucket first, its policy and public
+        # access block before it) or destroy it: docs/infrastructure.md, "Changing a deployed stack".
         self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=config.bucket_name,
-                                    force_destroy=not config.deletion_protection, opts=child)
+                                    force_destroy=not config.deletion_protection,
+                                    opts=pulumi.ResourceOptions(parent=self, protect=config.deletion_protection))
         aws.s3.BucketOwnershipControls(
             f"{name}-bucket-ownership", bucket=self.bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)

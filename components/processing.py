@@ -47,7 +47,9 @@ class Processing(pulumi.ComponentResource):
             attributes=[{"name": Table.PARTITION_KEY, "type": "S"}, {"name": Table.SORT_KEY, "type": "S"}],
             point_in_time_recovery={"enabled": True},  # DynamoDB.2 (Security Hub); the PoC's console left it off
             deletion_protection_enabled=config.deletion_protection,
-            opts=child,
+            # DynamoDB's protection fails a replacement (a new tableName) only at DeleteTable, in the
+            # middle of `pulumi up`; Pulumi's refuses it, and `pulumi destroy`, before any step.
+            opts=pulumi.ResourceOptions(parent=self, protect=config.deletion_protection),
         )
         self.topic = aws.sns.Topic(
             f"{name}-topic",

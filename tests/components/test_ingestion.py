@@ -72,6 +72,16 @@ def test_destroy_empties_the_bucket_and_repository_only_without_deletion_protect
     assert protected.one("aws:ecr/repository:Repository").inputs["forceDelete"] is False
 
 
+def test_deletion_protection_makes_pulumi_refuse_to_replace_or_delete_the_bucket(dev):
+    # A new bucketName replaces the bucket, deleting the old one first (an explicitly named
+    # resource); without `protect` a protected stack's update got as far as deleting the bucket's
+    # policy, public access block, versioning, encryption and lifecycle before S3 refused to delete
+    # the non-empty bucket. Protected, the engine refuses the replacement before any step.
+    assert dev.one("aws:s3/bucket:Bucket").options.protect is False
+    protected = ingestion(dataclasses.replace(PipelineConfig.from_stack_file("dev"), deletion_protection=True))
+    assert protected.one("aws:s3/bucket:Bucket").options.protect is True
+
+
 def test_image_is_built_from_the_repo_root_for_amd64_tagged_with_the_source_hash(dev):
     image = dev.one("docker:index/image:Image")
     assert image.inputs["build"] == {"context": ".", "dockerfile": "container/Dockerfile", "platform": "linux/amd64"}
