@@ -275,7 +275,8 @@ class Ingestion(pulumi.ComponentResource):
             opts=child,
         )
         # The PoC's name as a prefix, not a fixed name: a fixed name would make a replacement fail
-        # while the job queue points at it; the unique suffix lets the new one exist beside it.
+        # while the job queue points at it; the unique suffix lets the new one exist beside it, so
+        # Pulumi creates it, points the job queue at it, then deletes the old one.
         self.compute_environment = aws.batch.ComputeEnvironment(
             f"{name}-compute",
             name_prefix=config.compute_environment_name_prefix,
@@ -286,7 +287,10 @@ class Ingestion(pulumi.ComponentResource):
                 "subnets": subnet_ids,
                 "security_group_ids": [self.security_group.id],
             },
-            opts=child,
+            # Spot or on-demand (useSpot) is a new environment: AWS updates a Fargate one in place
+            # only for its subnets, security groups and vCPUs, and the provider would try the type
+            # as an in-place update.
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["computeResources.type"]),
         )
         self.job_queue = aws.batch.JobQueue(
             f"{name}-job-queue",

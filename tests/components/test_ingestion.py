@@ -235,6 +235,17 @@ def test_compute_environment_is_the_pocs_name_plus_a_unique_suffix_fargate_spot_
     assert group.inputs["vpcId"] == DEFAULT_VPC
 
 
+def test_switching_spot_and_on_demand_replaces_the_compute_environment_before_deleting_the_old(dev):
+    # AWS updates a Fargate compute environment in place only for its subnets, security groups and
+    # vCPU counts; the provider does not mark computeResources.type ForceNew, so without this a
+    # useSpot change would be tried as an in-place update. Replaced, it is created first (the name
+    # prefix gives the new one its own name), the job queue is pointed at it, and only then is the
+    # old one disabled and deleted.
+    compute = dev.one("aws:batch/computeEnvironment:ComputeEnvironment")
+    assert compute.options.replace_on_changes == ("computeResources.type",)
+    assert compute.options.delete_before_replace is not True and "name" not in compute.inputs
+
+
 def test_security_group_allows_no_inbound_and_only_outbound_https(dev):
     group = dev.one("aws:ec2/securityGroup:SecurityGroup").inputs
     assert group.get("ingress", []) == []
