@@ -6,6 +6,8 @@ It serves exactly the SODA 2 endpoints the harvester uses, and nothing else:
   sends: `$select` (a column list), `$where` (`col='v'` and `col in ('a','b')` joined by `AND`),
   `$order` (`col` or `col ASC`), `$limit`, `$offset`. Anything else answers 400, so a drift
   between the harvester and this server shows up as a failure instead of a silent mismatch.
+  A column the inventory does not have, named in any of them, answers 400
+  `query.soql.no-such-column` as Socrata does (it is not left out like a null value).
 - `GET /api/views/{id}.json`: a dataset's metadata document, as stored.
 - `GET /resource/{id}.csv?$order=:id&$limit=N&$offset=M`: one page of a dataset; every page
   starts with the header, like Socrata. `$order=:id` is required (unordered paging is unstable on
@@ -140,11 +142,20 @@ class Dataset:
 
 @dataclass
 class Portal:
-    """The inventory rows (real column names of `uzcf-b9dh`) and the datasets."""
+    """The inventory rows (real column names of `uzcf-b9dh`) and the datasets.
+
+    `inventory_columns` are the inventory dataset's columns (None: every key of its rows; a JSON
+    row leaves out its null values, not the dataset's columns)."""
 
     inventory_id: str = "uzcf-b9dh"
     inventory: list[dict] = field(default_factory=list)
     datasets: dict[str, Dataset] = field(default_factory=dict)
+    inventory_columns: tuple[str, ...] | None = None
+
+    def columns_of_inventory(self) -> set[str]:
+        if self.inventory_columns is not None:
+            return set(self.inventory_columns)
+        return {column for row in self.inventory for column in row}
 
     def add(self, dataset: Dataset, inventory_row: dict | None = None) -> Dataset:
         self.datasets[dataset.id] = dataset
@@ -331,6 +342,16 @@ class BadQuery(ValueError):
     """A query outside the supported subset: answered with 400."""
 
 
+class NoSuchColumn(BadQuery):
+    """A query naming a column the dataset does not have: 400 `query.soql.no-such-column`, the
+    error code and body shape of SODA 2.1 (`errorCode`, `message`, `data`)."""
+
+    def __init__(self, column: str, dataset_id: str) -> None:
+        super().__init__(f"Query coordinator error: query.soql.no-such-column; No such column: {column}; "
+                         f"position: Map(row -> 1, column -> 1, line -> \"{column}\")")
+        self.column, self.dataset_id = column, dataset_id
+
+
 _IDENT = r"[a-z_][a-z0-9_]*"
 _LITERAL = r"'(?:[^']|'')*'"
 _EQ = re.compile(rf"^\s*({_IDENT})\s*=\s*({_LITERAL})\s*$", re.I)
@@ -363,28 +384,42 @@ def _int_param(params: dict, name: str, default: int) -> int:
     return int(raw)
 
 
-def query_inventory(rows: list[dict], params: dict[str, str]) -> list[dict]:
+def query_inventory(rows: list[dict], params: dict[str, str], columns: set[str] | None = None,
+                    dataset_id: str = "uzcf-b9dh") -> list[dict]:
+    """One inventory page. `columns`: the inventory's columns (None: every key of `rows`); a query
+    naming another one raises NoSuchColumn, as Socrata answers it."""
     unknown = set(params) - {"$select", "$where", "$order", "$limit", "$offset"}
     if unknown:
         raise BadQuery(f"unsupported parameters: {', '.join(sorted(unknown))}")
+    known = columns if columns is not None else {column for row in rows for column in row}
+
+    def check(column: str) -> str:
+        if column not in known:
+            raise NoSuchColumn(column, dataset_id)
+        return column
+
     selected = rows
     if "$where" in params:
-        conditions = parse_where(params["$where"])
+        conditions = [(check(col), values) for col, values in parse_where(params["$where"])]
         selected = [r for r in selected if all(r.get(col) in values for col, values in conditions)]
     if "$order" in params:
         match = re.fullmatch(rf"\s*({_IDENT})(\s+ASC)?\s*", params["$order"], re.I)
         if not match:
             raise BadQuery(f"unsupported $order: {params['$order']!r}")
-        selected = sorted(selected, key=lambda r: str(r.get(match[1], "")))
+        order = check(match[1])
+        selected = sorted(selected, key=lambda r: str(r.get(order, "")))
     offset = _int_param(params, "$offset", 0)
     limit = _int_param(params, "$limit", DEFAULT_LIMIT)
+    if "$select" in params:
+        selection = [c.strip() for c in params["$select"].split(",")]
+        if not all(re.fullmatch(_IDENT, c) for c in selection):
+            raise BadQuery(f"unsupported $select: {params['$select']!r}")
+        for column in selection:
+            check(column)
     selected = selected[offset: offset + limit]
     if "$select" in params:
-        columns = [c.strip() for c in params["$select"].split(",")]
-        if not all(re.fullmatch(_IDENT, c) for c in columns):
-            raise BadQuery(f"unsupported $select: {params['$select']!r}")
         # Socrata omits null fields from JSON rows; so does this server.
-        selected = [{c: r[c] for c in columns if c in r} for r in selected]
+        selected = [{c: r[c] for c in selection if c in r} for r in selected]
     return selected
 
 
@@ -458,8 +493,13 @@ class _Handler(BaseHTTPRequestHandler):
             if endpoint == "json":
                 if dataset_id != portal.inventory_id:
                     return self._error(400, "unsupported", "this server serves JSON rows of the inventory only")
-                return self._json(query_inventory(portal.inventory, params))
+                return self._json(query_inventory(portal.inventory, params, portal.columns_of_inventory(),
+                                                  portal.inventory_id))
             return self._csv(portal.datasets.get(dataset_id), dataset_id, params, fault)
+        except NoSuchColumn as error:
+            return self._send(400, "application/json; charset=UTF-8", json.dumps({
+                "message": str(error), "errorCode": "query.soql.no-such-column",
+                "data": {"column": error.column, "dataset": error.dataset_id}}).encode())
         except BadQuery as error:
             return self._error(400, "query.compiler.malformed", str(error))
 

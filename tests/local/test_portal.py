@@ -53,6 +53,27 @@ def test_queries_outside_the_supported_subset_answer_400(server, path, params):
     assert response.status_code == 400 and response.json()["error"] is True
 
 
+@pytest.mark.parametrize("params", [
+    {"$select": "uid,no_such_column"}, {"$where": "no_such_column='x'"}, {"$order": "no_such_column"}])
+def test_a_column_the_inventory_lacks_answers_400_no_such_column_as_socrata_does(server, params):
+    # Socrata (SODA 2.1) answers 400 {"errorCode": "query.soql.no-such-column", "message": ...}
+    # for a column the dataset does not have; only null values are left out of a JSON row.
+    response = get(server, "/resource/uzcf-b9dh.json", **params)
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "query.soql.no-such-column"
+    assert "No such column: no_such_column" in response.json()["message"]
+
+
+def test_a_column_null_in_every_row_is_still_a_column_of_the_inventory():
+    dataset = generated_dataset("gene-0003", 3)
+    portal = Portal(inventory_columns=("uid", "name", "contact_email"))
+    portal.add(dataset, {"uid": "gene-0003", "name": "n"})  # contact_email null: left out of the row
+    with PortalServer(portal) as server:
+        rows = get(server, "/resource/uzcf-b9dh.json", **{"$select": "uid,contact_email"}).json()
+        assert rows == [{"uid": "gene-0003"}]
+        assert get(server, "/resource/uzcf-b9dh.json", **{"$select": "uid,owner"}).status_code == 400
+
+
 def test_unknown_routes_and_ids_answer_404(server):
     assert get(server, "/api/views/zzzz-0000.json").status_code == 404
     assert get(server, "/resource/zzzz-0000.csv", **{"$order": ":id"}).status_code == 404
