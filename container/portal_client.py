@@ -81,10 +81,10 @@ class PortalClient:
         except Exception as error:  # noqa: BLE001 - see above
             raise PortalError(f"{what}: {type(error).__name__}: {error}") from None
 
-    def inventory_page(self, inventory_id: str, *, select: str, where: str | None, order: str,
-                       limit: int, offset: int) -> list[dict]:
+    def inventory_page(self, inventory_id: str, *, where: str | None, order: str, limit: int,
+                       offset: int) -> list[dict]:
         rows = self._call(f"inventory {inventory_id} at offset {offset}", self._client.get, inventory_id,
-                          select=select, where=where, order=order, limit=limit, offset=offset)
+                          where=where, order=order, limit=limit, offset=offset)
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise PortalError(f"inventory {inventory_id}: the answer is not a JSON array of rows")
         return rows

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from contract import is_dataset_id
 
-from container.source import INVENTORY_SELECT, InventoryEntry, entry_from_row
+from container.source import InventoryEntry, entry_from_row
 
 # Public, published datasets: the portal filters, and `eligibility_problem` checks again, so a
 # portal that ignores $where cannot make the job harvest charts or private assets.
@@ -44,9 +44,14 @@ def eligibility_problem(row: dict[str, Any]) -> str | None:
 
 
 def inventory_query(offset: int, limit: int, ids: Sequence[str] = ()) -> dict[str, Any]:
-    """SoQL of one inventory page: the eligible datasets, or exactly `ids` (already validated)."""
+    """SoQL of one inventory page: the eligible datasets, or exactly `ids` (already validated).
+
+    No `$select`: every column comes, and `entry_from_row` reads the ones it knows by name. Socrata
+    answers a `$select` naming a column the inventory lacks with 400 query.soql.no-such-column,
+    so one column dropped or renamed by the portal (its custom fields follow the portal's
+    metadata template) would fail the whole job instead of leaving that value empty."""
     where = f"uid in ({', '.join(repr(i) for i in ids)})" if ids else ELIGIBLE_WHERE
-    return {"select": INVENTORY_SELECT, "where": where, "order": INVENTORY_ORDER, "limit": limit, "offset": offset}
+    return {"where": where, "order": INVENTORY_ORDER, "limit": limit, "offset": offset}
 
 
 def select_entries(rows: Iterable[dict[str, Any]], limit: int) -> tuple[list[InventoryEntry], list[Rejected]]:

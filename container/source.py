@@ -30,8 +30,6 @@ INVENTORY_FIELDS = {
     "visits": "visits",
     "downloads": "downloads",
 }
-SELECTION_FIELDS = ("type", "audience", "publication_stage")
-INVENTORY_SELECT = ",".join(dict.fromkeys([*INVENTORY_FIELDS, *SELECTION_FIELDS]))
 _NUMBERS = ("declared_rows", "declared_columns", "visits", "downloads")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins the valid pairs: what is left is alone
 FREQUENCY_GROUP, FREQUENCY_FIELD = "Información de Datos", "Frecuencia de Actualización"

@@ -119,6 +119,27 @@ def test_dataset_ids_replace_the_selection_exactly(harvest, settings):
     assert [(o.id, o.status) for o in summary.outcomes] == [("jbjy-vk9h", "harvested"), ("gt2j-8ykr", "harvested")]
 
 
+def test_an_inventory_without_a_column_the_harvester_reads_is_still_harvested(harvest, settings, aws, caplog):
+    # The real inventory's columns follow the portal's metadata template (custom fields such as
+    # the declared frequency): a column it drops or renames must become an empty value reported
+    # as missing, as a null one does. Socrata answers 400 query.soql.no-such-column to a $select
+    # naming it, which would fail the whole job.
+    portal = load_snapshot()
+    dropped = {"api_endpoint", "contact_email", "informacindedatos_frecuenciadeactualizacin"}
+    portal.inventory = [{k: v for k, v in r.items() if k not in dropped} for r in portal.inventory]
+    portal.inventory_columns = tuple(sorted({c for r in portal.inventory for c in r}))
+    with PortalServer(portal) as server, caplog.at_level(logging.WARNING, "harvester"):
+        summary = harvest(settings, domain=server.url, dataset_ids=("gt2j-8ykr",))
+        limited = harvest(settings, domain=server.url, dataset_limit=1, force=True)
+
+    assert [(o.id, o.status) for o in summary.outcomes] == [("gt2j-8ykr", "harvested")]
+    assert [(o.id, o.status) for o in limited.outcomes] == [("8835-5baf", "harvested")]
+    message = next(m for m in aws.messages() if m["ID"] == "gt2j-8ykr")
+    assert message["EMAIL"] == "" and message["api_endpoint"] == "" and message["OWNER"] == "Instituto Nacional de Salud"
+    assert message["update_frequency"] == "Diaria"  # from the metadata's custom field instead
+    assert any("gt2j-8ykr" in r.message and "api_endpoint" in r.message for r in caplog.records)
+
+
 def test_array_tasks_together_harvest_the_selection_once(harvest, settings, aws):
     outcomes = []
     with PortalServer(load_snapshot()) as server:
