@@ -25,6 +25,7 @@ API (the demo and the tests use exactly this)::
         server.faults.inject("abcd-1234", Fault.truncated())          # body cut in half
         server.faults.inject("abcd-1234", Fault.html(times=1))        # 200 with an HTML page
         server.faults.inject("abcd-1234", Fault.header_change())      # later pages, other header
+        server.faults.inject("abcd-1234", Fault.socrata_transfer())   # gzip, chunked, as Socrata
         server.faults.clear("abcd-1234")
         server.requests[("csv", "abcd-1234")]            # requests served per (endpoint, id)
         server.peak_in_flight                            # most requests served at once
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 import random
@@ -258,7 +260,7 @@ TRICKLE_SECONDS = 20.0  # how long a trickling page goes on
 class Fault:
     """A misbehaviour of the portal for one dataset; `times=None` means always."""
 
-    kind: str  # "status", "slow", "trickle", "truncated", "html", "header_change"
+    kind: str  # "status", "slow", "trickle", "truncated", "html", "header_change", "socrata_transfer"
     endpoint: str = "csv"  # "csv", "metadata" or "json"
     times: int | None = None
     status: int = 500
@@ -267,6 +269,7 @@ class Fault:
     declare_length: bool = True  # truncated: keep the full Content-Length (the client sees a short read)
     at_record: bool = False  # truncated: cut right after a whole record (looks complete without a length)
     min_offset: int = 0  # csv: only pages whose $offset is at least this
+    cut: bool = False  # socrata_transfer: the body ends halfway, without its last chunk
 
     @classmethod
     def throttle(cls, retry_after: int = 1, times: int | None = None, endpoint: str = "csv") -> Fault:
@@ -296,6 +299,14 @@ class Fault:
     @classmethod
     def html(cls, times: int | None = None, endpoint: str = "csv") -> Fault:
         return cls("html", endpoint, times)
+
+    @classmethod
+    def socrata_transfer(cls, times: int | None = None, cut: bool = False, min_offset: int = 0) -> Fault:
+        """A csv page sent as Socrata sends it (sodapy's recorded /resource CSV answer):
+        `Content-Encoding: gzip`, `Transfer-Encoding: chunked`, no Content-Length (this server
+        otherwise sends a plain body with its length). `cut`: the connection closes halfway,
+        without the last chunk (a body cut short)."""
+        return cls("socrata_transfer", "csv", times, min_offset=min_offset, cut=cut)
 
     @classmethod
     def header_change(cls, times: int | None = None) -> Fault:
@@ -516,6 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = b'"changed_column",' + body
         if fault is not None and fault.kind == "trickle":
             return self._trickle(dataset.id, body, fault.delay)
+        if fault is not None and fault.kind == "socrata_transfer":
+            return self._gzip_chunked(body, cut=fault.cut)
         if fault is not None and fault.kind == "truncated":
             if fault.at_record:
                 records = record_offsets(body)
@@ -532,6 +545,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         return self._send(200, "text/csv; charset=UTF-8", body)
+
+    def _gzip_chunked(self, body: bytes, cut: bool) -> None:
+        compressed = gzip.compress(body)
+        chunks = [compressed[at: at + 8192] for at in range(0, len(compressed), 8192)]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv; charset=UTF-8")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks[: len(chunks) // 2] if cut else chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        if cut:  # no last chunk: the client sees the connection end mid-body
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
 
     def _trickle(self, dataset_id: str, body: bytes, delay: float) -> None:
         self.send_response(200)

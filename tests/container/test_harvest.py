@@ -360,6 +360,30 @@ def test_a_wrong_answer_fails_the_dataset_with_a_clear_reason_and_stores_nothing
     assert [s for i, s in statuses(summary).items() if i != "big1-2345"] == ["harvested"] * 3
 
 
+def test_pages_sent_gzipped_and_chunked_as_the_real_portal_sends_them_are_stored_exactly(
+        settings, harvest, aws, portal, server):
+    # Socrata answers /resource CSV with Content-Encoding: gzip and
+    # Transfer-Encoding: chunked, no Content-Length; the other tests' pages carry a length.
+    server.faults.inject("big1-2345", Fault.socrata_transfer())
+
+    summary = harvest(settings)
+
+    assert set(statuses(summary).values()) == {"harvested"}
+    assert aws.object(dataset_key("big1-2345")) == portal.datasets["big1-2345"].data
+    assert server.requests[("csv", "big1-2345")] == 4  # 1250 rows in pages of 400
+
+
+def test_a_gzipped_chunked_page_cut_short_fails_the_dataset_and_stores_nothing(settings, harvest, aws, server):
+    server.faults.inject("big1-2345", Fault.socrata_transfer(cut=True, min_offset=PAGE))
+
+    summary = harvest(settings)
+
+    assert statuses(summary)["big1-2345"] == "failed"
+    assert "download broken" in reasons(summary)["big1-2345"]
+    assert dataset_key("big1-2345") not in aws.keys()
+    assert "big1-2345" not in [m["ID"] for m in aws.messages()]
+
+
 def test_a_failure_after_parts_were_uploaded_aborts_the_multipart_upload(settings, harvest, aws, portal, server):
     large = generated_dataset("larg-0001", 90000, seed=3)  # about 8 MB: parts go up before the end
     portal.add(large, inventory_row(large))
