@@ -108,7 +108,8 @@ def metadata_from_view(view: dict[str, Any]) -> SourceMetadata:
         Column(name=_text(c.get("name")), field_name=_text(c.get("fieldName")),
                data_type=_text(c.get("dataTypeName")), description=_text(c.get("description")))
         for c in view.get("columns") or () if isinstance(c, dict)
-        # `:@computed_region_*` and other system columns are not part of the CSV.
+        # `:@computed_region_*` and other system columns are not part of the CSV: Socrata leaves the
+        # computed regions out of an answer with `$order` unless `$select` names them.
         and not _text(c.get("fieldName")).startswith(":")
     )
     return SourceMetadata(_number(view.get("rowsUpdatedAt")), update_frequency(view), columns)
