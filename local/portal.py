@@ -4,9 +4,9 @@ It serves exactly the SODA 2 endpoints the harvester uses, and nothing else:
 
 - `GET /resource/{inventory_id}.json`: the asset inventory, with the SoQL subset the harvester
   and the tests send: `$select` (a column list), `$where` (`col='v'` and `col in ('a','b')`
-  joined by `AND`), `$order` (`col` or `col ASC`), `$limit`, `$offset`. Anything else answers 400, so a drift
-  between the harvester and this server shows up as a failure instead of a silent mismatch.
-  A column the inventory does not have, named in any of them, answers 400
+  joined by `AND`), `$order` (`col` or `col ASC`), `$limit`, `$offset`. Anything else answers
+  400, so a drift between the harvester and this server shows up as a failure instead of a
+  silent mismatch. A column the inventory does not have, named in any of them, answers 400
   `query.soql.no-such-column` as Socrata does (it is not left out like a null value).
 - `GET /api/views/{id}.json`: a dataset's metadata document, as stored.
 - `GET /resource/{id}.csv?$order=:id&$limit=N&$offset=M`: one page of a dataset; every page
