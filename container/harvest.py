@@ -9,8 +9,8 @@ dataset when rowsUpdatedAt and both tags match, re-sends the message (no downloa
 is there but not `announced`, and harvests otherwise: an object left untagged (the job killed
 between storing and tagging it) is harvested again. FORCE harvests every dataset again, except,
 on a Batch retry, those an earlier attempt of the same job already stored (the object records
-the job id, which Batch keeps for every attempt): a forced job retried after a Spot reclaim
-does only what is left, as an unforced one does.
+the job id, which Batch keeps for every attempt) and the portal has not updated since: a forced
+job retried after a Spot reclaim does only what is left, as an unforced one does.
 
 The job's deadline (`container.deadline`: JOB_TIMEOUT less a margin, or now on SIGTERM) bounds
 every dataset's own: at it, the running datasets stop (their uploads aborted), no other one is
@@ -277,8 +277,13 @@ def announce(s3: Any, sqs: Any, settings: Settings, message_body: str, stored: S
 def already_done(state: StoredState, source: SourceMetadata, settings: Settings) -> str:
     """Why the stored copy (its rows tagged) needs no download: UNCHANGED or EARLIER_ATTEMPT; "" when
     it does."""
-    if settings.force:  # only what an earlier attempt of this very job stored
-        return EARLIER_ATTEMPT if settings.job_id and state.harvest_job == settings.job_id else ""
+    if settings.force:
+        # Only what an earlier attempt of this very job stored, and only while the portal's
+        # rowsUpdatedAt is still the one stored with it (both None: nothing to compare, and this job
+        # already harvested it): a dataset updated since is harvested again, as an unforced retry
+        # does, instead of kept, or announced with the new rowsUpdatedAt over the old bytes.
+        return (EARLIER_ATTEMPT if settings.job_id and state.harvest_job == settings.job_id
+                and state.source_updated_at == source.rows_updated_at else "")
     if source.rows_updated_at is not None and state.source_updated_at == source.rows_updated_at:
         return UNCHANGED
     return ""

@@ -238,6 +238,35 @@ def test_a_forced_job_retried_by_batch_redoes_only_what_its_earlier_attempt_left
     assert ObjectMetadata.HARVEST_JOB not in aws.s3.head_object(Bucket=BUCKET, Key=dataset_key("smal-0001"))["Metadata"]
 
 
+def test_a_forced_jobs_retry_harvests_again_what_the_portal_changed_since_the_earlier_attempt(
+        settings, harvest, aws, portal):
+    # Attempt 1 of a forced job stores every dataset (one without rowsUpdatedAt); before Batch
+    # retries it, the portal updates two of them, one of which attempt 1 stored but never announced.
+    undated = generated_dataset("smal-0001", 37, seed=37)
+    del undated.metadata["rowsUpdatedAt"]
+    portal.add(undated, inventory_row(undated))
+    first = harvest(settings, force=True, job_id="job-1")
+    assert set(statuses(first).values()) == {"harvested"}
+    aws.messages()
+    aws.s3.put_object_tagging(Bucket=BUCKET, Key=dataset_key("big1-2345"),
+                              Tagging={"TagSet": [{"Key": ObjectTags.ROWS, "Value": "1250"}]})
+    for dataset_id, rows in (("even-0800", 900), ("big1-2345", 1300)):
+        updated = generated_dataset(dataset_id, rows, seed=rows, rows_updated_at=1760000000)
+        portal.add(updated, inventory_row(updated))
+
+    second = harvest(settings, force=True, job_id="job-1")
+
+    # As an unforced retry would: the changed ones are harvested again, not skipped nor announced
+    # with the new rowsUpdatedAt over the old bytes; the unchanged ones (the undated one too) are not.
+    assert statuses(second) == {"big1-2345": "harvested", "even-0800": "harvested",
+                                "smal-0001": "skipped", "empt-0000": "skipped"}
+    messages = {m["ID"]: m for m in aws.messages()}
+    assert set(messages) == {"big1-2345", "even-0800"}
+    for dataset_id in messages:
+        assert aws.object(dataset_key(dataset_id)) == portal.datasets[dataset_id].data
+        assert messages[dataset_id]["source_updated_at"] == 1760000000
+
+
 def test_a_stored_but_unannounced_dataset_is_announced_again_without_downloading(settings, harvest, aws, server):
     harvest(settings)
     first = {m["ID"]: m for m in aws.messages()}
