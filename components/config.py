@@ -285,7 +285,7 @@ class PipelineConfig:
     table_name: str = _setting("ARTI4207-Dynamo", "7", "metadata table (partition key HASH, sort key ID)",
                                _name("DynamoDB table name", 255, low=3, chars="A-Za-z0-9_.-"))
     deletion_protection: bool = _setting(False, "-", "DynamoDB deletion protection, and Pulumi `protect` on the "
-                                         "table and the bucket (no update may replace them); also keeps `pulumi "
+                                         "table and the bucket with its settings (no update may replace them); also keeps `pulumi "
                                          "destroy` from deleting a non-empty bucket or ECR repository (on for production)")
     # Step 8: SNS.
     topic_name: str = _setting("ARTI4207-topico", "8", "standard topic announcing processed datasets; "

@@ -201,24 +201,27 @@ class Ingestion(pulumi.ComponentResource):
         # it, a bucket holding data is never deleted, and Pulumi refuses outright any update that
         # would replace it (a new bucketName deletes the old bucket first, its policy and public
         # access block before it) or destroy it: docs/infrastructure.md, "Changing a deployed stack".
+        # What guards the bucket is protected with it: `pulumi destroy --exclude-protected` keeps
+        # the protected resources and what they depend on, and would delete these (they depend on
+        # the bucket), leaving the data bucket it keeps without them.
+        guarded = pulumi.ResourceOptions(parent=self, protect=config.deletion_protection)
         self.bucket = aws.s3.Bucket(f"{name}-bucket", bucket=config.bucket_name,
-                                    force_destroy=not config.deletion_protection,
-                                    opts=pulumi.ResourceOptions(parent=self, protect=config.deletion_protection))
+                                    force_destroy=not config.deletion_protection, opts=guarded)
         aws.s3.BucketOwnershipControls(
             f"{name}-bucket-ownership", bucket=self.bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+            rule={"object_ownership": "BucketOwnerEnforced"}, opts=guarded)
         self.public_access_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-bucket-public-access", bucket=self.bucket.id,
             block_public_acls=True, block_public_policy=True, ignore_public_acls=True,
-            restrict_public_buckets=True, opts=child)
+            restrict_public_buckets=True, opts=guarded)
         versioning = aws.s3.BucketVersioning(
             f"{name}-bucket-versioning", bucket=self.bucket.id,
-            versioning_configuration={"status": "Enabled"}, opts=child)
+            versioning_configuration={"status": "Enabled"}, opts=guarded)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-bucket-encryption", bucket=self.bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
                     "bucket_key_enabled": True}],
-            opts=child)
+            opts=guarded)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-bucket-lifecycle", bucket=self.bucket.id,
             rules=[{
@@ -229,13 +232,13 @@ class Ingestion(pulumi.ComponentResource):
                 "noncurrent_version_expiration": {"noncurrent_days": config.noncurrent_version_days},
             }],
             # Versioning first, as the provider documents for noncurrent-version rules.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
+            opts=pulumi.ResourceOptions.merge(guarded, pulumi.ResourceOptions(depends_on=[versioning])))
         self.bucket_policy = aws.s3.BucketPolicy(
             f"{name}-bucket-policy", bucket=self.bucket.id,
             policy=iam.document(iam.deny_insecure_transport(
                 "DenyInsecureTransport", "s3:*", [self.bucket.arn, iam.objects_arn(self.bucket.arn)])),
             # A bucket policy cannot be attached while the public access block is being set.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]))
+            opts=pulumi.ResourceOptions.merge(guarded, pulumi.ResourceOptions(depends_on=[self.public_access_block])))
 
         # --- Step 3: SQS queue and its dead-letter queue -----------------------------------
         self.dead_letter_queue, self.dead_letter_alarm = queues.dead_letter_queue(

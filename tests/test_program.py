@@ -168,10 +168,12 @@ def test_the_schema_check_finds_a_misspelt_nested_argument():
         "aws:lambda/function:Function function: environment.variabels"]
 
 
-def test_deletion_protection_protects_the_table_and_the_bucket_and_nothing_else(dev):
+def test_deletion_protection_protects_the_table_and_the_bucket_with_its_settings_and_nothing_else(dev):
     assert [r.name for r in dev.resources if r.options.protect] == []
     protected = run_program(deletionProtection=True)
-    assert sorted(r.name for r in protected.resources if r.options.protect) == ["ingestion-bucket", "processing-table"]
+    assert sorted(r.name for r in protected.resources if r.options.protect) == [
+        "ingestion-bucket", *(f"ingestion-bucket-{s}" for s in (
+            "encryption", "lifecycle", "ownership", "policy", "public-access", "versioning")), "processing-table"]
 
 
 def test_the_mocks_record_the_options_a_replacement_or_delete_obeys():

@@ -82,6 +82,19 @@ def test_deletion_protection_makes_pulumi_refuse_to_replace_or_delete_the_bucket
     assert protected.one("aws:s3/bucket:Bucket").options.protect is True
 
 
+def test_deletion_protection_also_protects_what_guards_the_bucket(dev):
+    # `pulumi destroy --exclude-protected` (the README's way to tear down the rest) keeps what is
+    # protected and what that depends on, not what depends on it: an unprotected policy, public
+    # access block, ownership controls, versioning, encryption or lifecycle would be deleted and the
+    # kept data bucket left public-capable, plain-HTTP-capable, unversioned and never expired.
+    protected = ingestion(dataclasses.replace(PipelineConfig.from_stack_file("dev"), deletion_protection=True))
+    name = protected.one("aws:s3/bucket:Bucket").id
+    bucket_and_settings = [r for r in protected.resources if r.inputs.get("bucket") == name]
+    assert len(bucket_and_settings) == 7
+    assert {r.name: r.options.protect for r in bucket_and_settings} == {r.name: True for r in bucket_and_settings}
+    assert not any(r.options.protect for r in dev.resources)
+
+
 def test_image_is_built_from_the_repo_root_for_amd64_tagged_with_the_source_hash(dev):
     image = dev.one("docker:index/image:Image")
     assert image.inputs["build"] == {"context": ".", "dockerfile": "container/Dockerfile", "platform": "linux/amd64"}
