@@ -154,11 +154,6 @@ class Portal:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     inventory_columns: tuple[str, ...] | None = None
 
-    def columns_of_inventory(self) -> set[str]:
-        if self.inventory_columns is not None:
-            return set(self.inventory_columns)
-        return {column for row in self.inventory for column in row}
-
     def add(self, dataset: Dataset, inventory_row: dict | None = None) -> Dataset:
         self.datasets[dataset.id] = dataset
         if inventory_row is not None:
@@ -395,14 +390,14 @@ def _int_param(params: dict, name: str, default: int) -> int:
     return int(raw)
 
 
-def query_inventory(rows: list[dict], params: dict[str, str], columns: set[str] | None = None,
+def query_inventory(rows: list[dict], params: dict[str, str], columns: Iterable[str] | None = None,
                     dataset_id: str = "uzcf-b9dh") -> list[dict]:
     """One inventory page. `columns`: the inventory's columns (None: every key of `rows`); a query
     naming another one raises NoSuchColumn, as Socrata answers it."""
     unknown = set(params) - {"$select", "$where", "$order", "$limit", "$offset"}
     if unknown:
         raise BadQuery(f"unsupported parameters: {', '.join(sorted(unknown))}")
-    known = columns if columns is not None else {column for row in rows for column in row}
+    known = set(columns) if columns is not None else {column for row in rows for column in row}
 
     def check(column: str) -> str:
         if column not in known:
@@ -504,7 +499,7 @@ class _Handler(BaseHTTPRequestHandler):
             if endpoint == "json":
                 if dataset_id != portal.inventory_id:
                     return self._error(400, "unsupported", "this server serves JSON rows of the inventory only")
-                return self._json(query_inventory(portal.inventory, params, portal.columns_of_inventory(),
+                return self._json(query_inventory(portal.inventory, params, portal.inventory_columns,
                                                   portal.inventory_id))
             return self._csv(portal.datasets.get(dataset_id), dataset_id, params, fault)
         except NoSuchColumn as error:
